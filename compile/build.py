@@ -1,0 +1,172 @@
+"""Build: Relax import -> (tuning database) -> tvm.compile -> export_library + metadata."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .artifact import LIBRARY_NAME, METADATA_NAME, SCHEMA_VERSION, check_writable_dir, write_json_atomic
+from .models import MEAN, STD, get_dataset, get_model, parse_input_size
+from .targets import TargetPreset, elf_machine, get_target
+from .tunedb import RECORDS, WORKLOADS
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TUNING_LOGS = REPO_ROOT / "tuning_logs"
+
+
+@dataclass(frozen=True)
+class BuildArgs:
+    """Resolved arguments of one build."""
+
+    model: str
+    target: str
+    output: Path
+    dataset: str = "crowdpose"
+    checkpoint: Path | None = None
+    input_size: str | None = None
+    frontend: str = "torch"
+    seed: int = 0
+    tuning_logs: Path = TUNING_LOGS
+
+    def display(self) -> str:
+        return "\n".join(f"  {k:12s} {v}" for k, v in asdict(self).items())
+
+
+@dataclass
+class BuildResult:
+    """What a build produced and how long each stage took (seconds)."""
+
+    library: Path
+    metadata: dict
+    timings: dict = field(default_factory=dict)
+
+
+def lower_for_tuning(mod, target):
+    """The passes MetaSchedule extracts tasks from: decompose, legalize, fold, fuse (Relax)."""
+    import tvm
+    from tvm import relax
+
+    with target:
+        return tvm.transform.Sequential([
+            relax.transform.DecomposeOpsForInference(),
+            relax.transform.CanonicalizeBindings(),
+            relax.get_pipeline("zero"),
+        ])(mod)
+
+
+def database_dir(tuning_logs: Path, target: str, model: str, size: tuple[int, int]) -> Path:
+    """``tuning_logs/<target>/<model>-<H>x<W>/``."""
+    return Path(tuning_logs) / target / f"{model}-{size[0]}x{size[1]}"
+
+
+def tuning_digest(db_dir: Path) -> str:
+    """SHA-256 over the two MetaSchedule database files."""
+    h = hashlib.sha256()
+    for name in (WORKLOADS, RECORDS):
+        h.update((db_dir / name).read_bytes())
+    return h.hexdigest()
+
+
+def compile_module(mod, preset: TargetPreset, db_dir: Path | None):
+    """``tvm.compile`` the Relax module, applying the tuning database in ``db_dir`` if given."""
+    import tvm
+    from tvm import relax
+
+    target = preset.tvm_target()
+    if db_dir is not None:
+        from .tunedb import open_database
+
+        mod = lower_for_tuning(mod, target)
+        with target, open_database(db_dir):
+            mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+    return tvm.compile(mod, target)
+
+
+def export(executable, preset: TargetPreset, path: Path) -> Path:
+    """``export_library`` to ``path``, cross-linking with the preset's compiler for ARM."""
+    import tvm.support.cc
+
+    kwargs = {}
+    if preset.cross_compiler:
+        kwargs["fcompile"] = tvm.support.cc.cross_compiler(preset.cross_compiler)
+    executable.export_library(str(path), **kwargs)
+    machine = elf_machine(path)
+    if machine != preset.arch:
+        raise RuntimeError(f"{path} is an {machine} library, but target {preset.name} needs {preset.arch}")
+    return path
+
+
+def make_metadata(args: BuildArgs, size, loaded, preset: TargetPreset, db_dir: Path | None) -> dict:
+    """The self-description the runtime reads (JSON, standard library only)."""
+    import tvm
+
+    ds = loaded.dataset
+    h, w = size
+    j = ds.num_joints
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kit_version": __version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "library": LIBRARY_NAME,
+        "model": loaded.spec.name,
+        "dataset": ds.name,
+        "input": {"name": "image", "shape": [1, 3, h, w], "dtype": "float32", "layout": "NCHW",
+                  "color": "RGB", "scale": 1 / 255, "mean": list(MEAN), "std": list(STD)},
+        "outputs": [
+            {"index": 0, "stride": 4, "shape": [1, 2 * j, h // 4, w // 4],
+             "channels": {"heatmaps": [0, j], "tags": [j, 2 * j]}},
+            {"index": 1, "stride": 2, "shape": [1, j, h // 2, w // 2],
+             "channels": {"heatmaps": [0, j]}},
+        ],
+        "num_joints": j,
+        "keypoints": list(ds.keypoints),
+        "flip_index": list(ds.flip_index),
+        "skeleton": [list(p) for p in ds.skeleton],
+        "joint_order": list(ds.joint_order),
+        "target": {"name": preset.name, "arch": preset.arch, "tvm": str(preset.tvm_target()),
+                   "device": "opencl" if preset.is_gpu else "cpu", "rpc_key": preset.rpc_key},
+        "tvm_version": tvm.__version__,
+        "weights": asdict(loaded.weights),
+        "tuning": ({"database": str(db_dir.relative_to(REPO_ROOT) if db_dir.is_relative_to(REPO_ROOT)
+                                    else db_dir), "digest": tuning_digest(db_dir)}
+                   if db_dir is not None else "untuned"),
+    }
+
+
+def build(args: BuildArgs) -> BuildResult:
+    """Build one artifact folder: ``model.so`` + ``metadata.json``. Nothing is half-written."""
+    from .frontend import import_relax, load_model
+
+    spec, dataset, preset = get_model(args.model), get_dataset(args.dataset), get_target(args.target)
+    size = parse_input_size(args.input_size, spec.input_size)
+    output = check_writable_dir(args.output)
+    timings = {}
+    t0 = time.perf_counter()
+    loaded = load_model(spec, dataset, args.checkpoint, args.seed)
+    logger.info("weights: %s", loaded.weights.describe())
+    with tempfile.TemporaryDirectory(dir=output, prefix=".build-") as tmp:
+        mod = import_relax(loaded, size, args.frontend, workdir=tmp)
+        timings["import"] = time.perf_counter() - t0
+        db_dir = database_dir(args.tuning_logs, preset.name, spec.name, size)
+        db_dir = db_dir if (db_dir / RECORDS).is_file() else None
+        logger.info("tuning: %s", db_dir or "untuned (no database in tuning_logs/)")
+        t1 = time.perf_counter()
+        executable = compile_module(mod, preset, db_dir)
+        timings["compile"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        lib_tmp = export(executable, preset, Path(tmp) / LIBRARY_NAME)
+        timings["export"] = time.perf_counter() - t2
+        metadata = make_metadata(args, size, loaded, preset, db_dir)
+        os.replace(lib_tmp, output / LIBRARY_NAME)
+        write_json_atomic(output / METADATA_NAME, metadata)
+    timings["total"] = time.perf_counter() - t0
+    return BuildResult(output / LIBRARY_NAME, metadata, timings)

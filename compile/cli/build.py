@@ -1,0 +1,46 @@
+"""``python -m compile build``: compile a LitePose variant into ``model.so`` + ``metadata.json``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from . import add_model_args, add_target_arg, fail, make_parser, setup_logging
+
+logger = logging.getLogger(__name__)
+
+
+def main(argv: list[str]) -> int:
+    parser = make_parser("build", "Import LitePose into Relax, compile it for a target (applying "
+                         "a tuning database from tuning_logs/ when there is one) and write the "
+                         "shared library with its metadata.")
+    add_model_args(parser)
+    add_target_arg(parser)
+    parser.add_argument("--output", required=True, type=Path, help="artifact folder to write")
+    parser.add_argument("--frontend", choices=["torch", "onnx"], default="torch",
+                        help="import through torch.export (default) or ONNX")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    from compile.build import BuildArgs, build
+    from compile.weights import RANDOM_WEIGHTS_WARNING
+
+    bargs = BuildArgs(
+        model=args.model, target=args.target, output=args.output, dataset=args.dataset,
+        checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        input_size=args.input_size, frontend=args.frontend, seed=args.seed,
+    )
+    print(f"build:\n{bargs.display()}")
+    try:
+        result = build(bargs)
+    except ValueError as err:
+        return fail(str(err))
+    meta = result.metadata
+    if meta["weights"]["source"] == "random":
+        print(f"WARNING: {RANDOM_WEIGHTS_WARNING}")
+    tuning = meta["tuning"]
+    print(f"library   {result.library} ({meta['target']['arch']}, "
+          f"{result.library.stat().st_size / 1e6:.1f} MB)")
+    print(f"metadata  {result.library.parent / 'metadata.json'}")
+    print(f"tuning    {tuning if tuning == 'untuned' else tuning['database']}")
+    print("timings   " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
+    return 0

@@ -1,0 +1,94 @@
+"""TARGETS registry: TVM target dicts, cross compilers, RPC keys and ELF machines per board."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ELF_MACHINES = {"x86_64": 0x3E, "aarch64": 0xB7}
+
+
+@dataclass(frozen=True)
+class TargetPreset:
+    """A deployment target: what TVM compiles for, how it is linked, how boards are found."""
+
+    name: str
+    target: dict  # a TVM target dict (never the string form, never -mcpu=native)
+    arch: str  # machine of the produced shared object, a key of ELF_MACHINES
+    cross_compiler: str | None  # g++ driver that links the .so (None: the host's own)
+    rpc_key: str | None  # default tracker key for boards of this kind
+    description: str = ""
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.target["kind"] != "llvm"
+
+    def tvm_target(self):
+        """The ``tvm.target.Target`` (imports TVM)."""
+        import tvm
+
+        return tvm.target.Target(self.target)
+
+
+def _arm(mcpu: str, cores: int, model: str) -> dict:
+    return {
+        "kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": mcpu, "mattr": ["+neon"],
+        "num-cores": cores, "keys": ["arm_cpu", "cpu"], "device": "arm_cpu", "model": model,
+    }
+
+
+_AARCH64_GXX = "aarch64-linux-gnu-g++"
+
+TARGETS: dict[str, TargetPreset] = {
+    "host": TargetPreset(
+        "host",
+        {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "znver3", "num-cores": 2},
+        "x86_64", None, None,
+        "this x86-64 build machine (AMD Zen 3 class, AVX2/FMA, 2 cores)",
+    ),
+    "rk3399": TargetPreset(
+        "rk3399", _arm("cortex-a72", 2, "rk3399"), "aarch64", _AARCH64_GXX, "rk3399",
+        "Rockchip RK3399 big cluster: 2x Cortex-A72",
+    ),
+    "rk3399-little": TargetPreset(
+        "rk3399-little", _arm("cortex-a53", 4, "rk3399"), "aarch64", _AARCH64_GXX, "rk3399",
+        "Rockchip RK3399 LITTLE cluster: 4x Cortex-A53",
+    ),
+    "rk3399-mali": TargetPreset(
+        "rk3399-mali",
+        {"kind": "opencl", "device": "mali", "model": "rk3399",
+         "host": _arm("cortex-a72", 2, "rk3399")},
+        "aarch64", _AARCH64_GXX, "rk3399",
+        "Rockchip RK3399 Mali-T860 GPU through OpenCL (needs an OpenCL-enabled TVM runtime)",
+    ),
+    "rpi4": TargetPreset(
+        "rpi4", _arm("cortex-a72", 4, "rpi4"), "aarch64", _AARCH64_GXX, "rpi4",
+        "Raspberry Pi 4 Model B: 4x Cortex-A72 (64-bit OS)",
+    ),
+    "aarch64": TargetPreset(
+        "aarch64",
+        {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"], "num-cores": 4,
+         "keys": ["arm_cpu", "cpu"], "device": "arm_cpu"},
+        "aarch64", _AARCH64_GXX, "aarch64",
+        "any 64-bit Arm Linux (generic ARMv8-A with NEON, 4 cores)",
+    ),
+}
+
+
+def get_target(name: str) -> TargetPreset:
+    """Look a target preset up by name, or raise ``ValueError`` listing the valid names."""
+    if name not in TARGETS:
+        raise ValueError(f"unknown target {name!r}; valid choices: {', '.join(TARGETS)}")
+    return TARGETS[name]
+
+
+def elf_machine(path) -> str:
+    """The machine of an ELF file as a key of ``ELF_MACHINES`` (or ``"0x.."`` if unknown).
+
+    Raises ``ValueError`` when the file is not an ELF object.
+    """
+    with open(path, "rb") as fh:
+        header = fh.read(20)
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        raise ValueError(f"{path} is not an ELF shared object")
+    code = int.from_bytes(header[18:20], "little")
+    return next((k for k, v in ELF_MACHINES.items() if v == code), hex(code))

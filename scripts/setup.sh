@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# One-time setup on Debian: cross toolchain + a .venv holding the pinned Python packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if command -v apt-get >/dev/null && ! command -v aarch64-linux-gnu-g++ >/dev/null; then
+  SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends g++-aarch64-linux-gnu
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch==2.13.0 is the CPU build (the pin keeps pip from pulling a multi-GB CUDA build).
+.venv/bin/python -m pip install -q -e ".[host,dev]"
+.venv/bin/python -c "import tvm, torch, onnxruntime, numba, cv2, xgboost; print('tvm', tvm.__version__, 'torch', torch.__version__)"

@@ -1,0 +1,117 @@
+"""Build: host parity with PyTorch, both importers, every target preset, metadata, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from compile.build import BuildArgs, build
+from compile.frontend import example_input, import_relax, load_model
+from compile.models import DATASETS, MODELS
+from compile.targets import TARGETS, elf_machine, get_target
+
+pytestmark = pytest.mark.compile
+
+
+def run_host_library(path, x: np.ndarray) -> list[np.ndarray]:
+    import tvm
+    from tvm import relax
+
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu())
+    return [o.numpy() for o in vm["main"](tvm.runtime.tensor(x))]
+
+
+def assert_parity(outs, refs) -> float:
+    worst = 0.0
+    for out, ref in zip(outs, refs, strict=True):
+        assert out.shape == ref.shape
+        err = float(np.abs(out - ref).max())
+        assert err <= 1e-4 * max(1.0, float(np.abs(ref).max())), err
+        worst = max(worst, err)
+    return worst
+
+
+def torch_reference(model: str, size, dataset="crowdpose", seed=0):
+    loaded = load_model(MODELS[model], DATASETS[dataset], None, seed)
+    x = example_input(size, seed=7)
+    with torch.no_grad():
+        refs = [o.numpy() for o in loaded.model(x)]  # the BN-as-trained network
+    return x.numpy(), refs
+
+
+def test_xs_host_artifact_matches_pytorch(xs_host_artifact):
+    x, refs = torch_reference("xs", (256, 256))
+    assert max(np.abs(r).max() for r in refs) > 1.0  # realistic magnitudes, not vanishing
+    assert_parity(run_host_library(xs_host_artifact / "model.so", x), refs)
+
+
+def test_larger_model_host_artifact_matches_pytorch(tmp_path):
+    build(BuildArgs(model="s", target="host", output=tmp_path, dataset="coco",
+                    tuning_logs=tmp_path / "none"))
+    x, refs = torch_reference("s", (448, 448), dataset="coco")
+    assert refs[0].shape == (1, 34, 112, 112)
+    assert_parity(run_host_library(tmp_path / "model.so", x), refs)
+
+
+def test_torch_export_and_onnx_paths_agree(tmp_path):
+    import tvm
+    from tvm import relax
+
+    loaded = load_model(MODELS["xs"], DATASETS["crowdpose"])
+    size = (128, 192)
+    x = tvm.runtime.tensor(example_input(size, seed=5).numpy())
+    results = []
+    for frontend in ("torch", "onnx"):
+        mod = import_relax(loaded, size, frontend, workdir=tmp_path)
+        vm = relax.VirtualMachine(tvm.compile(mod, get_target("host").tvm_target()), tvm.cpu())
+        results.append([o.numpy() for o in vm["main"](x)])
+    assert_parity(results[1], results[0])
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_every_target_builds(tmp_path, target):
+    result = build(BuildArgs(model="xs", target=target, output=tmp_path, input_size="64x96",
+                             tuning_logs=tmp_path / "none"))
+    preset = TARGETS[target]
+    assert elf_machine(result.library) == preset.arch
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert meta == result.metadata
+    assert meta["input"]["shape"] == [1, 3, 64, 96]
+    assert meta["outputs"][0]["shape"] == [1, 28, 16, 24]
+    assert meta["outputs"][1]["shape"] == [1, 14, 32, 48]
+    assert meta["target"]["name"] == target and meta["tuning"] == "untuned"
+    assert meta["weights"]["source"] == "random" and meta["weights"]["seed"] == 0
+    if target == "rk3399-mali":
+        assert b"__kernel void" in result.library.read_bytes()  # OpenCL source is embedded
+    assert not list(tmp_path.glob(".build-*"))
+
+
+def test_metadata_describes_the_artifact(xs_host_artifact):
+    meta = json.loads((xs_host_artifact / "metadata.json").read_text())
+    ds = DATASETS["crowdpose"]
+    assert meta["schema_version"] == 1 and meta["library"] == "model.so"
+    assert meta["model"] == "xs" and meta["dataset"] == "crowdpose" and meta["num_joints"] == 14
+    assert meta["keypoints"] == list(ds.keypoints) and meta["flip_index"] == list(ds.flip_index)
+    assert meta["joint_order"] == list(ds.joint_order)
+    assert meta["skeleton"] == [list(p) for p in ds.skeleton]
+    assert meta["input"]["mean"] == [0.485, 0.456, 0.406]
+    assert meta["input"]["std"] == [0.229, 0.224, 0.225]
+    assert meta["outputs"][0]["channels"] == {"heatmaps": [0, 14], "tags": [14, 28]}
+    assert len(meta["weights"]["sha256"]) == 64
+    import tvm
+
+    assert meta["tvm_version"] == tvm.__version__
+
+
+def test_bad_input_size_and_unwritable_output(tmp_path):
+    with pytest.raises(ValueError, match="multiples of 16"):
+        build(BuildArgs(model="xs", target="host", output=tmp_path, input_size="250x256"))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="not writable"):
+        build(BuildArgs(model="xs", target="host", output=blocker / "out"))
+    with pytest.raises(ValueError, match=r"unknown target 'rk3588'.*host, rk3399"):
+        build(BuildArgs(model="xs", target="rk3588", output=tmp_path))

@@ -1,0 +1,75 @@
+"""Results: COCO-format keypoint JSON (written atomically) and skeleton rendering."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+COLORS = [(255, 128, 0), (0, 200, 255), (80, 220, 80), (220, 60, 220), (60, 60, 255),
+          (255, 220, 60), (160, 100, 255), (0, 160, 120)]
+
+
+def coco_results(people: np.ndarray, scores: np.ndarray, image_id: int) -> list[dict]:
+    """COCO keypoint results for one image; people (P, J, 3 + L) in image pixels."""
+    results = []
+    for person, score in zip(people, scores, strict=True):
+        xy = person[:, :2]
+        x0, y0 = xy.min(axis=0)
+        x1, y1 = xy.max(axis=0)
+        results.append({
+            "image_id": image_id,
+            "category_id": 1,
+            "keypoints": [round(float(v), 3) for v in person[:, :3].ravel()],
+            "score": float(score),
+            "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+        })
+    return results
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Write ``data`` as JSON through a temporary file and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def draw_people(image: np.ndarray, people: np.ndarray, skeleton: list[list[int]],
+                banner: str | None = None) -> np.ndarray:
+    """Draw joints (val > 0) and skeleton links (both ends > 0) on a copy of a BGR image."""
+    canvas = image.copy()
+    radius = max(2, round(min(image.shape[:2]) / 200))
+    for p, person in enumerate(people):
+        color = COLORS[p % len(COLORS)]
+        pts = [(round(float(x)), round(float(y))) for x, y in person[:, :2]]
+        for a, b in skeleton:
+            if person[a, 2] > 0 and person[b, 2] > 0:
+                cv2.line(canvas, pts[a], pts[b], color, 2, cv2.LINE_AA)
+        for j, pt in enumerate(pts):
+            if person[j, 2] > 0:
+                cv2.circle(canvas, pt, radius, color, -1, cv2.LINE_AA)
+    if banner:
+        cv2.putText(canvas, banner, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 255), 2,
+                    cv2.LINE_AA)
+    return canvas
+
+
+def write_image_atomic(path: Path, image: np.ndarray) -> None:
+    """Encode by the file's suffix and move the file into place whole."""
+    ok, data = cv2.imencode(Path(path).suffix or ".jpg", image)
+    if not ok:
+        raise ValueError(f"cannot encode an image as {Path(path).suffix}")
+    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=".img-", suffix=Path(path).suffix)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data.tobytes())
+    os.replace(tmp, path)

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Run a compiled LitePose artifact on images, folders, videos or a camera.
+
+    python runtime/run.py --model build/xs-host --input photo.jpg --output out/
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: the checkout, not runtime/, leads sys.path
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
+
+import argparse
+import logging
+import time
+
+from runtime import __version__
+from runtime.artifact import CORE_MODES
+from runtime.postprocess import DecodeConfig
+
+logger = logging.getLogger("runtime.run")
+RANDOM_BANNER = "RANDOM WEIGHTS - detections are meaningless"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="runtime/run.py", description=__doc__.strip().splitlines()[0])
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--model", required=True, help="artifact folder (model.so + metadata.json)")
+    p.add_argument("--input", required=True, help="image, folder of images, video, or camera index")
+    p.add_argument("--output", required=True, type=Path, help="folder for results")
+    p.add_argument("--flip", action="store_true", help="flip test: average with the mirrored image")
+    p.add_argument("--fast", action="store_true",
+                   help="group at H/2 instead of input resolution (LitePose's Jetson demo)")
+    p.add_argument("--no-adjust", action="store_true", help="skip the quarter-pixel adjustment")
+    p.add_argument("--no-refine", action="store_true", help="skip filling missing joints")
+    p.add_argument("--detection-threshold", type=float, default=0.1)
+    p.add_argument("--tag-threshold", type=float, default=1.0)
+    p.add_argument("--max-people", type=int, default=30)
+    p.add_argument("--threads", type=int, default=0, help="TVM worker threads (0: default)")
+    p.add_argument("--cores", choices=list(CORE_MODES), default="default",
+                   help="pin TVM threads to the big or little cluster of a big.LITTLE board")
+    p.add_argument("--no-render", action="store_true", help="write JSON only")
+    p.add_argument("--save-raw", action="store_true",
+                   help="write the pre-processed input and both raw outputs to raw/<frame>.npz")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from runtime.artifact import Artifact, configure_threads
+    from runtime.pipeline import Pipeline
+    from runtime.sources import open_source
+    from runtime.writer import Writer
+
+    try:
+        configure_threads(args.threads, args.cores)
+        artifact = Artifact(args.model)
+        source = open_source(args.input, args.max_frames)
+        args.output.mkdir(parents=True, exist_ok=True)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    meta = artifact.meta
+    banner = RANDOM_BANNER if meta.random_weights else None
+    print(f"model  LitePose-{meta['model'].upper()} {meta['dataset']} "
+          f"{meta.input_hw[0]}x{meta.input_hw[1]} on {meta['target']['name']}, "
+          f"tuning: {'untuned' if meta['tuning'] == 'untuned' else 'tuned'}")
+    if banner:
+        print(f"WARNING: {RANDOM_BANNER}: the artifact was built without a checkpoint")
+    config = DecodeConfig(flip=args.flip, fast=args.fast, adjust=not args.no_adjust,
+                          refine=not args.no_refine, detection_threshold=args.detection_threshold,
+                          tag_threshold=args.tag_threshold, max_people=args.max_people)
+    pipeline = Pipeline(artifact, config)
+    writer = Writer(args.output, source, meta["skeleton"], banner, render=not args.no_render,
+                    save_raw=args.save_raw, progress=not args.quiet)
+    failures = []
+    start = time.perf_counter()
+    try:
+        for frame in source.frames:
+            if frame.image is None:
+                print(f"skipped: {frame.error}", file=sys.stderr)
+                failures.append(frame.error)
+                writer.advance()
+                continue
+            pred = pipeline(frame.image, keep_raw=args.save_raw)
+            t0 = time.perf_counter()
+            if not writer.write(frame, pred):
+                break
+            pipeline.times.add("render", time.perf_counter() - t0)
+    finally:
+        writer.close()
+    wall = time.perf_counter() - start
+    print(f"people {writer.people} in {pipeline.times.frames} frames -> {writer.json_path}")
+    print(f"timing {pipeline.times.summary(wall)}")
+    if banner:
+        print(f"WARNING: {RANDOM_BANNER}")
+    if failures:
+        print(f"error: {len(failures)} input(s) could not be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

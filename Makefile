@@ -6,7 +6,7 @@ DATASET ?= crowdpose
 OUT     ?= build/$(MODEL)-$(TARGET)
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint info compile
+.PHONY: setup test lint info compile bench-post
 
 setup:  ## Debian packages + .venv with the pinned host, device and dev dependencies
 	bash scripts/setup.sh
@@ -22,3 +22,6 @@ info:
 
 compile:
 	$(PY) -m compile build --model $(MODEL) --target $(TARGET) --dataset $(DATASET) --output $(OUT)
+
+bench-post:  ## grouping kernels vs the slow reference; run.py vs inference alone
+	$(PY) -m tests.bench_post --artifact $(OUT)

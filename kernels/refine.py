@@ -47,10 +47,11 @@ BLOCK = 16
 
 
 @njit(cache=True)
-def tile_stats(heatmaps: np.ndarray, tags: np.ndarray):
-    """Per joint and ``BLOCK x BLOCK`` tile: heatmap max and per-channel tag min and max.
+def tile_stats(heatmaps: np.ndarray, tags: np.ndarray, joints: np.ndarray):
+    """Per ``BLOCK x BLOCK`` tile of the listed joints: heatmap max, per-channel tag min and max.
 
-    Returns hmax (J, BY, BX) float32, tmin and tmax (J, BY, BX, L) float32.
+    Returns hmax (J, BY, BX) float32, tmin and tmax (J, BY, BX, L) float32; joints not listed
+    keep -inf / +inf placeholders.
     """
     n_j, h, w = heatmaps.shape
     n_l = tags.shape[3]
@@ -58,7 +59,7 @@ def tile_stats(heatmaps: np.ndarray, tags: np.ndarray):
     hmax = np.full((n_j, by_n, bx_n), -np.inf, np.float32)
     tmin = np.full((n_j, by_n, bx_n, n_l), np.inf, np.float32)
     tmax = np.full((n_j, by_n, bx_n, n_l), -np.inf, np.float32)
-    for j in range(n_j):
+    for j in joints:
         for by in range(by_n):
             y0, y1 = by * BLOCK, min(h, (by + 1) * BLOCK)
             for bx in range(bx_n):
@@ -147,7 +148,11 @@ def refine(people: np.ndarray, heatmaps: np.ndarray, tags: np.ndarray) -> None:
     n_j = heatmaps.shape[0]
     n_l = tags.shape[3]
     found = np.empty((n_j, n_l), np.float32)
-    hmax, tmin, tmax = tile_stats(heatmaps, tags)
+    missing = np.zeros(n_j, np.bool_)
+    for p in range(people.shape[0]):
+        for j in range(n_j):
+            missing[j] |= people[p, j, 2] == 0
+    hmax, tmin, tmax = tile_stats(heatmaps, tags, np.flatnonzero(missing))
     for p in range(people.shape[0]):
         kp = people[p]
         n = 0

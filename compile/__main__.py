@@ -10,6 +10,7 @@ from . import __version__
 SUBCOMMANDS = {
     "info": ("compile.cli.info", "print parameters, MACs, input size and joints of a model"),
     "build": ("compile.cli.build", "compile a model for a target into a .so plus metadata"),
+    "tune": ("compile.cli.tune", "tune with MetaSchedule, locally or through an RPC tracker"),
 }
 
 

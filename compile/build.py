@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 import logging
 import os
 import tempfile
@@ -15,7 +14,6 @@ from . import __version__
 from .artifact import LIBRARY_NAME, METADATA_NAME, SCHEMA_VERSION, check_writable_dir, write_json_atomic
 from .models import MEAN, STD, get_dataset, get_model, parse_input_size
 from .targets import TargetPreset, elf_machine, get_target
-from .tunedb import RECORDS, WORKLOADS
 
 logger = logging.getLogger(__name__)
 
@@ -68,27 +66,43 @@ def database_dir(tuning_logs: Path, target: str, model: str, size: tuple[int, in
     return Path(tuning_logs) / target / f"{model}-{size[0]}x{size[1]}"
 
 
-def tuning_digest(db_dir: Path) -> str:
-    """SHA-256 over the two MetaSchedule database files."""
-    h = hashlib.sha256()
-    for name in (WORKLOADS, RECORDS):
-        h.update((db_dir / name).read_bytes())
-    return h.hexdigest()
+def compile_module(mod, preset: TargetPreset, tuning_logs: Path, exact_db: Path):
+    """``tvm.compile`` the Relax module with every tuning database of the target applied.
 
-
-def compile_module(mod, preset: TargetPreset, db_dir: Path | None):
-    """``tvm.compile`` the Relax module, applying the tuning database in ``db_dir`` if given."""
+    Returns the executable and the tuning report for the metadata: ``"untuned"`` when no
+    database covers any task, else the databases with their digests and task coverage.
+    """
     import tvm
     from tvm import relax
+    from tvm.s_tir import meta_schedule as ms
+
+    from .tunedb import merge_databases, target_databases
 
     target = preset.tvm_target()
-    if db_dir is not None:
-        from .tunedb import open_database
+    db_dirs = target_databases(tuning_logs, preset.name)
+    db_dirs.sort(key=lambda d: d != exact_db)  # the exact model and size first
+    if not db_dirs:
+        return tvm.compile(mod, target), "untuned"
+    mod = lower_for_tuning(mod, target)
+    tasks = [t.dispatched[0] for t in ms.relax_integration.extract_tasks(mod, target)]
+    database, coverage = merge_databases(db_dirs, tasks)
+    for cov in coverage:
+        logger.info("tuning database %s covers %d/%d tasks", cov.db_dir, cov.covered, cov.total)
+    if not any(c.covered for c in coverage):
+        return tvm.compile(mod, target), "untuned"
+    with target, database:
+        mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+    report = {
+        "tasks": len(tasks),
+        "databases": [{"path": _repo_relative(c.db_dir), "digest": c.digest,
+                       "tasks_covered": c.covered} for c in coverage if c.covered],
+    }
+    return tvm.compile(mod, target), report
 
-        mod = lower_for_tuning(mod, target)
-        with target, open_database(db_dir):
-            mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
-    return tvm.compile(mod, target)
+
+def _repo_relative(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def export(executable, preset: TargetPreset, path: Path) -> Path:
@@ -105,7 +119,7 @@ def export(executable, preset: TargetPreset, path: Path) -> Path:
     return path
 
 
-def make_metadata(args: BuildArgs, size, loaded, preset: TargetPreset, db_dir: Path | None) -> dict:
+def make_metadata(size, loaded, preset: TargetPreset, tuning) -> dict:
     """The self-description the runtime reads (JSON, standard library only)."""
     import tvm
 
@@ -136,9 +150,7 @@ def make_metadata(args: BuildArgs, size, loaded, preset: TargetPreset, db_dir: P
                    "device": "opencl" if preset.is_gpu else "cpu", "rpc_key": preset.rpc_key},
         "tvm_version": tvm.__version__,
         "weights": asdict(loaded.weights),
-        "tuning": ({"database": str(db_dir.relative_to(REPO_ROOT) if db_dir.is_relative_to(REPO_ROOT)
-                                    else db_dir), "digest": tuning_digest(db_dir)}
-                   if db_dir is not None else "untuned"),
+        "tuning": tuning,
     }
 
 
@@ -156,16 +168,14 @@ def build(args: BuildArgs) -> BuildResult:
     with tempfile.TemporaryDirectory(dir=output, prefix=".build-") as tmp:
         mod = import_relax(loaded, size, args.frontend, workdir=tmp)
         timings["import"] = time.perf_counter() - t0
-        db_dir = database_dir(args.tuning_logs, preset.name, spec.name, size)
-        db_dir = db_dir if (db_dir / RECORDS).is_file() else None
-        logger.info("tuning: %s", db_dir or "untuned (no database in tuning_logs/)")
+        exact_db = database_dir(args.tuning_logs, preset.name, spec.name, size)
         t1 = time.perf_counter()
-        executable = compile_module(mod, preset, db_dir)
+        executable, tuning = compile_module(mod, preset, args.tuning_logs, exact_db)
         timings["compile"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         lib_tmp = export(executable, preset, Path(tmp) / LIBRARY_NAME)
         timings["export"] = time.perf_counter() - t2
-        metadata = make_metadata(args, size, loaded, preset, db_dir)
+        metadata = make_metadata(size, loaded, preset, tuning)
         os.replace(lib_tmp, output / LIBRARY_NAME)
         write_json_atomic(output / METADATA_NAME, metadata)
     timings["total"] = time.perf_counter() - t0

@@ -1,9 +1,22 @@
-"""MetaSchedule tuning databases kept under ``tuning_logs/<target>/<model>-<H>x<W>/``."""
+"""MetaSchedule tuning databases under ``tuning_logs/<target>/<model>-<H>x<W>/``.
+
+The files are MetaSchedule's JSON database format (``database_workload.json`` and
+``database_tuning_record.json``, one JSON value per line), so TVM's own ``JSONDatabase`` reads
+them too. ``TuningDatabase`` adds what a long-running tuner on shared machines needs: every
+record is appended and flushed as it is measured (a killed run keeps all finished records and
+resumes), and a corrupt or truncated line is reported and skipped instead of failing the load.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from tvm.ir.utils import derived_object
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.database import PyDatabase
 
 logger = logging.getLogger(__name__)
 
@@ -11,12 +24,175 @@ WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
 
 
-def open_database(db_dir: str | Path):
-    """The MetaSchedule JSON database in ``db_dir`` (created if missing)."""
-    from tvm.s_tir import meta_schedule as ms
+@dataclass
+class LoadReport:
+    """What loading a database found."""
 
-    db_dir = Path(db_dir)
-    return ms.database.JSONDatabase(
-        path_workload=str(db_dir / WORKLOADS), path_tuning_record=str(db_dir / RECORDS),
-        allow_missing=True,
-    )
+    workloads: int = 0
+    records: int = 0
+    skipped: list[str] = field(default_factory=list)  # "file:line: reason"
+
+
+def _lines(path: Path):
+    if not path.is_file():
+        return
+    with path.open() as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.strip():
+                yield number, line
+
+
+@derived_object
+class TuningDatabase(PyDatabase):
+    """An append-only, crash-tolerant MetaSchedule database backed by the two JSON files."""
+
+    def __init__(self, db_dir: str | Path, writable: bool = True):
+        super().__init__()
+        self.db_dir = Path(db_dir)
+        self.writable = writable
+        self.inner = ms.database.MemoryDatabase()
+        self.workloads: list[tuple[ms.database.Workload, int]] = []
+        self.report = LoadReport()
+        self._load()
+
+    def _skip(self, path: Path, number: int, reason: str) -> None:
+        entry = f"{path}:{number}: {reason}"
+        self.report.skipped.append(entry)
+        logger.warning("skipping a corrupt tuning-database line %s", entry)
+
+    def _load(self) -> None:
+        by_index: dict[int, ms.database.Workload] = {}
+        wl_path, rec_path = self.db_dir / WORKLOADS, self.db_dir / RECORDS
+        self._next_index = 0
+        for number, line in _lines(wl_path):
+            index = self._next_index  # a corrupt line still takes its index
+            self._next_index += 1
+            try:
+                workload = self.inner.commit_workload(ms.database.Workload.from_json(json.loads(line)).mod)
+            except Exception as err:  # malformed JSON or IR: TVM raises its own errors
+                self._skip(wl_path, number, f"{type(err).__name__}: {str(err)[:80]}")
+                continue
+            by_index[index] = workload
+            self.workloads.append((workload, index))
+        self.report.workloads = len(by_index)
+        for number, line in _lines(rec_path):
+            try:
+                index, record_json = json.loads(line)
+                workload = by_index[index]
+                record = ms.database.TuningRecord.from_json(record_json, workload)
+            except KeyError:
+                self._skip(rec_path, number, "refers to a workload line that is missing or corrupt")
+                continue
+            except Exception as err:
+                self._skip(rec_path, number, f"{type(err).__name__}: {str(err)[:80]}")
+                continue
+            self.inner.commit_tuning_record(record)
+            self.report.records += 1
+
+    def _append(self, name: str, value) -> None:
+        if not self.writable:
+            raise RuntimeError(f"tuning database {self.db_dir} was opened read-only")
+        self.db_dir.mkdir(parents=True, exist_ok=True)
+        path = self.db_dir / name
+        with path.open("a+b") as fh:  # a line cut off by a kill must not swallow the next one
+            fh.seek(0, 2)
+            if fh.tell():
+                fh.seek(-1, 2)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")
+            fh.write(json.dumps(value, separators=(",", ":")).encode() + b"\n")
+            fh.flush()
+
+    def _index_of(self, workload) -> int:
+        for known, index in self.workloads:
+            if known.same_as(workload):
+                return index
+        raise KeyError("workload was not committed to this database")
+
+    def has_workload(self, mod) -> bool:
+        return self.inner.has_workload(mod)
+
+    def commit_workload(self, mod):
+        if self.inner.has_workload(mod):
+            return self.inner.commit_workload(mod)
+        workload = self.inner.commit_workload(mod)
+        self._append(WORKLOADS, workload.as_json())
+        self.workloads.append((workload, self._next_index))
+        self._next_index += 1
+        return workload
+
+    def commit_tuning_record(self, record) -> None:
+        self.inner.commit_tuning_record(record)
+        self._append(RECORDS, [self._index_of(record.workload), record.as_json()])
+
+    def get_top_k(self, workload, top_k: int):
+        return self.inner.get_top_k(workload, top_k)
+
+    def get_all_tuning_records(self):
+        return self.inner.get_all_tuning_records()
+
+    def query_tuning_record(self, mod, target, workload_name):
+        return self.inner.query_tuning_record(mod, target, workload_name)
+
+    def query_schedule(self, mod, target, workload_name):
+        return self.inner.query_schedule(mod, target, workload_name)
+
+    def query_ir_module(self, mod, target, workload_name):
+        return self.inner.query_ir_module(mod, target, workload_name)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+
+def open_database(db_dir: str | Path, writable: bool = False) -> TuningDatabase:
+    """The database in ``db_dir`` (missing files are an empty database)."""
+    return TuningDatabase(db_dir, writable)
+
+
+def target_databases(tuning_logs: Path, target: str) -> list[Path]:
+    """Every database folder under ``tuning_logs/<target>/`` (sorted)."""
+    root = Path(tuning_logs) / target
+    return sorted(p.parent for p in root.glob(f"*/{RECORDS}")) if root.is_dir() else []
+
+
+@dataclass
+class Coverage:
+    """How many of a module's tuning tasks one database has records for."""
+
+    db_dir: Path
+    covered: int
+    total: int
+    digest: str
+
+
+def _digest(db_dir: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in (WORKLOADS, RECORDS):
+        path = db_dir / name
+        h.update(path.read_bytes() if path.is_file() else b"")
+    return h.hexdigest()
+
+
+def _has_record(db, mod) -> bool:
+    return db.has_workload(mod) and bool(db.get_top_k(db.commit_workload(mod), 1))
+
+
+def merge_databases(db_dirs: list[Path], task_mods: list) -> tuple[object, list[Coverage]]:
+    """One in-memory database holding every record of ``db_dirs``, and each one's coverage.
+
+    ``task_mods`` are the tuning tasks' IRModules of the module being built; a database for
+    another model or size still covers the tasks whose workloads are identical.
+    """
+    merged = ms.database.MemoryDatabase()
+    coverage = []
+    for db_dir in db_dirs:
+        db = TuningDatabase(db_dir, writable=False)
+        for rec in db.get_all_tuning_records():
+            workload = merged.commit_workload(rec.workload.mod)
+            merged.commit_tuning_record(ms.database.TuningRecord(
+                rec.trace, workload, rec.run_secs, rec.target, rec.args_info))
+        covered = sum(_has_record(db, mod) for mod in task_mods)
+        coverage.append(Coverage(db_dir, covered, len(task_mods), _digest(db_dir)))
+    return merged, coverage

@@ -29,7 +29,7 @@ def median_ms(fn, repeats: int) -> float:
 
 
 def bench_kernels(repeats: int) -> None:
-    print("grouping, adjust+refine, J=14, L=1 (median of %d)" % repeats)
+    print(f"grouping, adjust+refine, J=14, L=1 (median of {repeats})")
     print(f"{'maps':>8} {'people':>6} {'found':>6} {'reference ms':>13} {'numba ms':>9} {'ratio':>7}")
     rng = np.random.default_rng(0)
     group(*make_maps(rng, 2, 14, 32, 32)[:2])  # JIT / cache load outside the timings

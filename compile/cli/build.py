@@ -41,6 +41,9 @@ def main(argv: list[str]) -> int:
     print(f"library   {result.library} ({meta['target']['arch']}, "
           f"{result.library.stat().st_size / 1e6:.1f} MB)")
     print(f"metadata  {result.library.parent / 'metadata.json'}")
-    print(f"tuning    {tuning if tuning == 'untuned' else tuning['database']}")
+    if tuning == "untuned":
+        print("tuning    untuned (no database in tuning_logs/ covers a task of this build)")
+    for db in [] if tuning == "untuned" else tuning["databases"]:
+        print(f"tuning    {db['path']}: {db['tasks_covered']}/{tuning['tasks']} tasks")
     print("timings   " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
     return 0

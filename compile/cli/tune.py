@@ -1,0 +1,53 @@
+"""``python -m compile tune``: MetaSchedule tuning, locally or on boards behind an RPC tracker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import add_target_arg, fail, make_parser, setup_logging
+
+
+def main(argv: list[str]) -> int:
+    parser = make_parser("tune", "Tune LitePose with MetaSchedule (XGBoost cost model). Records are "
+                         "appended to tuning_logs/<target>/<model>-<H>x<W>/ as they are measured; "
+                         "a re-run resumes from them. Boards come from an RPC tracker: --tracker/"
+                         "--key, else TVM_TRACKER_HOST/PORT/KEY; without one only 'host' tunes "
+                         "(on this machine).")
+    from compile.models import DATASETS, MODELS
+
+    parser.add_argument("--model", required=True, type=str.lower, choices=list(MODELS))
+    parser.add_argument("--dataset", default="crowdpose", type=str.lower, choices=list(DATASETS))
+    add_target_arg(parser)
+    parser.add_argument("--input-size", metavar="HxW", default=None)
+    parser.add_argument("--trials", type=int, default=64, help="new measurements in this run")
+    parser.add_argument("--trials-per-task", type=int, default=None)
+    parser.add_argument("--trials-per-batch", type=int, default=32)
+    parser.add_argument("--tracker", metavar="HOST:PORT", default=None)
+    parser.add_argument("--key", default=None, help="board key at the tracker (default: the target's)")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds per candidate run (RPC session timeout on boards)")
+    parser.add_argument("--tuning-logs", type=Path, default=None, help="database root (default: "
+                        "tuning_logs/ of the checkout)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    from compile.progress import summary_table
+    from compile.tune import TUNING_LOGS, TuneArgs, tune
+
+    targs = TuneArgs(model=args.model, target=args.target, trials=args.trials,
+                     trials_per_task=args.trials_per_task, input_size=args.input_size,
+                     dataset=args.dataset, tracker=args.tracker, key=args.key, timeout=args.timeout,
+                     trials_per_batch=args.trials_per_batch,
+                     tuning_logs=args.tuning_logs or TUNING_LOGS, progress=not args.quiet)
+    print(f"tune:\n{targs.display()}")
+    try:
+        result = tune(targs)
+    except ValueError as err:
+        return fail(str(err))
+    for line in result.skipped_lines:
+        print(f"warning: skipped corrupt database line {line}")
+    print(summary_table(result))
+    print(f"database  {result.db_dir}: {result.records_before} -> {result.records_after} records")
+    print(f"plot      {result.plot or 'none (some tasks have no measurement yet)'}")
+    print(f"time      {result.seconds:.0f} s")
+    return 0

@@ -1,0 +1,149 @@
+"""Tuning: MetaSchedule (XGBoost cost model) on this machine or on boards behind a tracker."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .build import REPO_ROOT, TUNING_LOGS, database_dir, lower_for_tuning
+from .models import get_dataset, get_model, parse_input_size
+from .remote import Tracker, check_tracker, resolve_tracker
+from .targets import get_target
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TuneArgs:
+    """Resolved arguments of one tuning run."""
+
+    model: str
+    target: str
+    trials: int = 64  # new measurements in this run (a re-run adds to the database)
+    trials_per_task: int | None = None
+    input_size: str | None = None
+    dataset: str = "crowdpose"
+    tracker: str | None = None  # HOST:PORT; else TVM_TRACKER_HOST/PORT; else local
+    key: str | None = None
+    timeout: float = 120.0  # per candidate on the board (RPC session) or locally
+    builder_timeout: float = 180.0
+    trials_per_batch: int = 32
+    tuning_logs: Path = TUNING_LOGS
+    work_dir: Path | None = None  # logs and plot; default build/tune-<target>-<model>-<HxW>
+    progress: bool = True
+
+    def display(self) -> str:
+        return "\n".join(f"  {k:16s} {v}" for k, v in asdict(self).items())
+
+
+@dataclass
+class TaskStats:
+    """What the run measured for one task."""
+
+    name: str
+    weight: float
+    flop: float
+    trials: int = 0
+    failed: int = 0
+    best_s: float = math.inf  # best measured seconds (this run or the database)
+
+
+@dataclass
+class TuneResult:
+    db_dir: Path
+    tasks: list[TaskStats]
+    history: list[tuple[int, float]] = field(default_factory=list)  # (trials, est. latency s)
+    records_before: int = 0
+    records_after: int = 0
+    skipped_lines: list[str] = field(default_factory=list)
+    plot: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def estimated_latency(self) -> float:
+        return sum(t.weight * t.best_s for t in self.tasks)
+
+
+def make_builder(preset, timeout: float, remote: bool):
+    """LocalBuilder with a generous timeout; for boards, candidates are linked here into a .so
+    (cross-linked for ARM), so the board needs no compiler."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from .remote import build_candidate, export_aarch64_so, export_host_so
+
+    kwargs = {}
+    if remote or preset.cross_compiler:
+        kwargs["f_export"] = export_aarch64_so if preset.arch == "aarch64" else export_host_so
+    return ms.builder.LocalBuilder(timeout_sec=timeout, f_build=build_candidate, **kwargs)
+
+
+def make_runner(tracker: Tracker | None, timeout: float):
+    """LocalRunner, or an RPCRunner asking the tracker for boards of ``tracker.key``."""
+    from tvm.s_tir import meta_schedule as ms
+
+    evaluator = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50,
+                                          enable_cpu_cache_flush=False)
+    if tracker is None:
+        return ms.runner.LocalRunner(timeout_sec=timeout, evaluator_config=evaluator)
+    config = ms.runner.RPCConfig(tracker_host=tracker.host, tracker_port=tracker.port,
+                                 tracker_key=tracker.key, session_priority=1,
+                                 session_timeout_sec=int(timeout))
+    return ms.runner.RPCRunner(config, evaluator_config=evaluator, max_workers=1)
+
+
+def resolve(args: TuneArgs):
+    """Check every argument before any work; returns (spec, dataset, preset, size, tracker)."""
+    spec, dataset, preset = get_model(args.model), get_dataset(args.dataset), get_target(args.target)
+    size = parse_input_size(args.input_size, spec.input_size)
+    if args.trials < 1:
+        raise ValueError(f"--trials must be >= 1, got {args.trials}")
+    tracker = resolve_tracker(args.tracker, args.key, preset.rpc_key)
+    if tracker is None and preset.name != "host":
+        raise ValueError(f"target {preset.name} runs on a board: give a tracker (--tracker HOST:PORT "
+                         f"--key {preset.rpc_key}, or TVM_TRACKER_HOST/PORT/KEY); only 'host' "
+                         "tunes on this machine")
+    if tracker is not None:
+        free = check_tracker(tracker)
+        logger.info("tracker %s:%d has %d free board(s) with key %s", tracker.host, tracker.port,
+                    free, tracker.key)
+    return spec, dataset, preset, size, tracker
+
+
+def tune(args: TuneArgs) -> TuneResult:
+    """Tune one model for one target; records go to ``tuning_logs`` as they are measured."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from .frontend import import_relax, load_model
+    from .progress import ProgressCallback, plot_history
+    from .scheduler import EagerGradientScheduler
+    from .tunedb import TuningDatabase
+
+    spec, dataset, preset, size, tracker = resolve(args)
+    db_dir = database_dir(args.tuning_logs, preset.name, spec.name, size)
+    work_dir = args.work_dir or REPO_ROOT / "build" / f"tune-{preset.name}-{spec.name}-{size[0]}x{size[1]}"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    target = preset.tvm_target()
+    loaded = load_model(spec, dataset)  # the tasks do not depend on the weights
+    mod = lower_for_tuning(import_relax(loaded, size, "torch", workdir=work_dir), target)
+    database = TuningDatabase(db_dir, writable=True)
+    result = TuneResult(db_dir, [], records_before=database.report.records,
+                        skipped_lines=list(database.report.skipped))
+    callback = ProgressCallback(result, database, args.trials, args.progress)
+    ms.relax_integration.tune_relax(
+        mod, {}, target, str(work_dir), max_trials_global=args.trials,
+        max_trials_per_task=args.trials_per_task, num_trials_per_iter=args.trials_per_batch,
+        builder=make_builder(preset, args.builder_timeout, tracker is not None),
+        runner=make_runner(tracker, args.timeout), database=database, cost_model="xgb",
+        task_scheduler=EagerGradientScheduler(callback.history),
+        measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), callback],
+    )
+    callback.close()
+    result.records_after = len(TuningDatabase(db_dir, writable=False).get_all_tuning_records())
+    result.plot = plot_history(result, work_dir / "latency.png", f"{spec.name} {size[0]}x{size[1]} "
+                               f"on {preset.name}")
+    result.seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,155 @@
+"""Tuning: local MetaSchedule runs, resumable databases, trackers, failing boards."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compile.build import BuildArgs, build
+from compile.tune import TuneArgs, tune
+from compile.tunedb import RECORDS, TuningDatabase
+from tests.conftest import REPO, run_cli
+from tests.rpc_helpers import free_port, loopback_board, stop_tree
+from tests.test_build import assert_parity, run_host_library, torch_reference
+
+SIZE = "64x64"
+
+
+def tiny(tmp: Path, **kw) -> TuneArgs:
+    base = dict(model="xs", target="host", trials=8, trials_per_batch=4, input_size=SIZE,
+                tuning_logs=tmp / "logs", work_dir=tmp / "work", progress=False)
+    return TuneArgs(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def tuned_logs(tmp_path_factory) -> Path:
+    """A tuning_logs root holding an 8-trial local database for XS at 64x64."""
+    tmp = tmp_path_factory.mktemp("tuned")
+    result = tune(tiny(tmp))
+    assert result.records_after - result.records_before == 8
+    return tmp / "logs"
+
+
+@pytest.mark.compile
+def test_local_tuning_changes_the_module_and_keeps_parity(tuned_logs, tmp_path):
+    untuned = build(BuildArgs(model="xs", target="host", output=tmp_path / "u", input_size=SIZE,
+                              tuning_logs=tmp_path / "none"))
+    tuned = build(BuildArgs(model="xs", target="host", output=tmp_path / "t", input_size=SIZE,
+                            tuning_logs=tuned_logs))
+    report = tuned.metadata["tuning"]
+    assert untuned.metadata["tuning"] == "untuned" and report != "untuned"
+    assert 1 <= report["databases"][0]["tasks_covered"] <= report["tasks"]
+    assert report["databases"][0]["path"].endswith("host/xs-64x64")
+    assert untuned.library.read_bytes() != tuned.library.read_bytes()
+    x, refs = torch_reference("xs", (64, 64))
+    assert_parity(run_host_library(tuned.library, x), refs)
+
+
+@pytest.mark.compile
+def test_other_sizes_reuse_matching_workloads(tuned_logs, tmp_path):
+    other = build(BuildArgs(model="xs", target="host", output=tmp_path, input_size="64x128",
+                            tuning_logs=tuned_logs))
+    tuning = other.metadata["tuning"]  # only shape-independent tasks can match, if any
+    assert tuning == "untuned" or tuning["databases"][0]["tasks_covered"] < tuning["tasks"]
+
+
+@pytest.mark.compile
+def test_corrupt_and_truncated_lines_are_skipped(tuned_logs, tmp_path):
+    src = tuned_logs / "host" / "xs-64x64"
+    db_dir = tmp_path / "db"
+    shutil.copytree(src, db_dir)
+    lines = (db_dir / RECORDS).read_text().splitlines()
+    with (db_dir / RECORDS).open("w") as fh:
+        fh.write(lines[0] + "\n{not json\n" + "\n".join(lines[1:]) + "\n" + lines[1][:40])
+    db = TuningDatabase(db_dir, writable=False)
+    assert db.report.records == len(lines)
+    assert len(db.report.skipped) == 2 and ":2:" in db.report.skipped[0]
+    res = run_cli("-c", "from compile.tunedb import TuningDatabase as T; import sys;"
+                  f"d = T({str(db_dir)!r}, writable=False); print(len(d.report.skipped))")
+    assert res.stdout.strip() == "2" and "skipping a corrupt tuning-database line" in res.stderr
+
+
+@pytest.mark.compile
+def test_a_killed_run_resumes_with_its_records(tmp_path):
+    logs = tmp_path / "logs"
+    cmd = [sys.executable, "-m", "compile", "tune", "--model", "xs", "--target", "host",
+           "--input-size", SIZE, "--trials", "64", "--trials-per-batch", "4", "--quiet",
+           "--tuning-logs", str(logs)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = logs / "host" / "xs-64x64" / RECORDS
+    deadline = time.time() + 400
+    while time.time() < deadline and (not records.is_file() or records.read_text().count("\n") < 4):
+        time.sleep(1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert records.is_file()
+    before = TuningDatabase(records.parent, writable=False).report.records
+    assert before >= 4
+    result = tune(tiny(tmp_path))
+    assert result.records_before == before
+    assert result.records_after == before + 8
+
+
+@pytest.mark.unit
+def test_unreachable_tracker_fails_within_seconds():
+    start = time.time()
+    res = run_cli("-m", "compile", "tune", "--model", "xs", "--target", "rk3399",
+                  "--tracker", f"127.0.0.1:{free_port()}", "--trials", "4")
+    assert res.returncode == 2 and time.time() - start < 20
+    assert "python -m tvm.exec.query_rpc_tracker --host 127.0.0.1" in res.stderr
+
+
+@pytest.mark.unit
+def test_board_target_without_tracker_is_an_error(monkeypatch):
+    monkeypatch.delenv("TVM_TRACKER_HOST", raising=False)
+    with pytest.raises(ValueError, match="runs on a board: give a tracker"):
+        tune(TuneArgs(model="xs", target="rpi4"))
+    with pytest.raises(ValueError, match="--trials must be >= 1"):
+        tune(TuneArgs(model="xs", target="host", trials=0))
+
+
+@pytest.mark.rpc
+def test_tuning_through_a_loopback_tracker(tmp_path, monkeypatch):
+    with loopback_board("loop-host") as (port, _server):
+        monkeypatch.setenv("TVM_TRACKER_HOST", "127.0.0.1")
+        monkeypatch.setenv("TVM_TRACKER_PORT", str(port))
+        monkeypatch.setenv("TVM_TRACKER_KEY", "loop-host")
+        result = tune(tiny(tmp_path))
+    assert result.records_after == 8
+    assert sum(t.failed for t in result.tasks) == 0
+    measured = [t for t in result.tasks if np.isfinite(t.best_s)]
+    assert measured and all(t.best_s > 0 for t in measured)
+
+
+@pytest.mark.rpc
+def test_a_board_dying_mid_tuning_gives_failed_trials_not_a_hang(tmp_path):
+    with loopback_board("loop-dying") as (port, server):
+        records = tmp_path / "logs" / "host" / "xs-64x64" / RECORDS
+
+        def kill_when_measuring():
+            deadline = time.time() + 300
+            while time.time() < deadline and not records.is_file():
+                time.sleep(0.5)
+            stop_tree(server)
+
+        killer = threading.Thread(target=kill_when_measuring)
+        killer.start()
+        start = time.time()
+        result = tune(tiny(tmp_path, tracker=f"127.0.0.1:{port}", key="loop-dying", timeout=10,
+                           trials=12))
+        killer.join()
+    assert time.time() - start < 600
+    failed = sum(t.failed for t in result.tasks)
+    assert failed >= 4  # at least the batches after the kill
+    assert sum(t.trials for t in result.tasks) == 12
+    lines = [json.loads(x) for x in records.read_text().splitlines()]
+    assert len(lines) == result.records_after

@@ -5,8 +5,11 @@ TARGET  ?= host
 DATASET ?= crowdpose
 OUT     ?= build/$(MODEL)-$(TARGET)
 PYTEST_ARGS ?=
+TRIALS  ?= 64
+TRACKER ?=
+KEY     ?=
 
-.PHONY: setup test lint info compile bench-post
+.PHONY: setup test lint info compile tune bench bench-post board board-stop board-status deploy
 
 setup:  ## Debian packages + .venv with the pinned host, device and dev dependencies
 	bash scripts/setup.sh
@@ -25,3 +28,21 @@ compile:
 
 bench-post:  ## grouping kernels vs the slow reference; run.py vs inference alone
 	$(PY) -m tests.bench_post --artifact $(OUT)
+
+tune:   ## MetaSchedule tuning; TRACKER=host:port KEY=... for boards (else TVM_TRACKER_* or local host)
+	$(PY) -m compile tune --model $(MODEL) --target $(TARGET) --trials $(TRIALS) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY))
+
+bench:  ## TVM tuned / untuned vs ONNX Runtime vs PyTorch on this machine
+	$(PY) -m compile bench --model $(MODEL)
+
+board:  ## build (once, cached in ~/.cache) and start the virtual aarch64 board at 127.0.0.1:9190
+	$(PY) -m compile board start --key $(or $(KEY),rk3399)
+
+board-stop:
+	$(PY) -m compile board stop
+
+board-status:
+	$(PY) -m compile board status
+
+deploy: ## upload build/$(MODEL)-$(TARGET) to a board from the tracker, verify and time it
+	$(PY) -m compile deploy --model $(MODEL) --target $(TARGET) $(if $(TRACKER),--tracker $(TRACKER),--tracker 127.0.0.1:9190) $(if $(KEY),--key $(KEY))

@@ -11,6 +11,9 @@ SUBCOMMANDS = {
     "info": ("compile.cli.info", "print parameters, MACs, input size and joints of a model"),
     "build": ("compile.cli.build", "compile a model for a target into a .so plus metadata"),
     "tune": ("compile.cli.tune", "tune with MetaSchedule, locally or through an RPC tracker"),
+    "deploy": ("compile.cli.deploy", "upload an artifact to a board over RPC, verify and time it"),
+    "board": ("compile.cli.board", "build / start / stop / query the virtual aarch64 board"),
+    "bench": ("compile.cli.bench", "TVM vs ONNX Runtime vs PyTorch latency on this machine"),
 }
 
 

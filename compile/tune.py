@@ -112,6 +112,14 @@ def resolve(args: TuneArgs):
     return spec, dataset, preset, size, tracker
 
 
+def _drop_unnamed_handlers(ms_logger: logging.Logger) -> None:
+    """MetaSchedule rebuilds its logging config from its logger's handler *names* and crashes on
+    an unnamed one (e.g. left by a host application); such handlers are detached first."""
+    for handler in list(ms_logger.handlers):
+        if handler.get_name() is None:
+            ms_logger.removeHandler(handler)
+
+
 def tune(args: TuneArgs) -> TuneResult:
     """Tune one model for one target; records go to ``tuning_logs`` as they are measured."""
     from tvm.s_tir import meta_schedule as ms
@@ -133,6 +141,7 @@ def tune(args: TuneArgs) -> TuneResult:
     result = TuneResult(db_dir, [], records_before=database.report.records,
                         skipped_lines=list(database.report.skipped))
     callback = ProgressCallback(result, database, args.trials, args.progress)
+    _drop_unnamed_handlers(logging.getLogger("tvm.s_tir.meta_schedule"))
     ms.relax_integration.tune_relax(
         mod, {}, target, str(work_dir), max_trials_global=args.trials,
         max_trials_per_task=args.trials_per_task, num_trials_per_iter=args.trials_per_batch,

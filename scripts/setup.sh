@@ -2,10 +2,13 @@
 # One-time setup on Debian: cross toolchain + a .venv holding the pinned Python packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if command -v apt-get >/dev/null && ! command -v aarch64-linux-gnu-g++ >/dev/null; then
+# Cross linker for ARM artifacts; qemu-user + debootstrap for the virtual aarch64 board.
+if command -v apt-get >/dev/null && ! { command -v aarch64-linux-gnu-g++ && \
+    command -v qemu-aarch64-static && command -v debootstrap; } >/dev/null; then
   SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
   $SUDO apt-get update -q
-  $SUDO apt-get install -y -q --no-install-recommends g++-aarch64-linux-gnu
+  $SUDO apt-get install -y -q --no-install-recommends g++-aarch64-linux-gnu qemu-user-static \
+    debootstrap
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

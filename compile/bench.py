@@ -1,0 +1,159 @@
+"""Side-by-side latency benchmark: TVM (tuned and untuned), ONNX Runtime and PyTorch.
+
+Each engine runs in its own process (their thread pools spin after work and distort each other
+in one process); processes alternate A B C D A B C D over several rounds on the same input with
+the same thread count, and the medians of all timed runs are compared.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("tvm-tuned", "tvm-untuned", "onnxruntime", "pytorch")
+
+
+@dataclass(frozen=True)
+class BenchArgs:
+    model: str = "xs"
+    input_size: str | None = None
+    threads: int = 2
+    repeats: int = 30  # timed runs per engine, split over the rounds
+    rounds: int = 3
+    warmup: int = 3
+    workdir: Path = Path("build/bench")
+
+
+def _input(shape) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+
+def _timed(fn, warmup: int, repeats: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def worker(engine: str, path: str, shape: list[int], threads: int, warmup: int, repeats: int) -> list[float]:
+    """Time one engine in this process (called in a fresh interpreter)."""
+    x = _input(shape)
+    if engine.startswith("tvm"):
+        from runtime.artifact import Artifact, configure_threads
+
+        configure_threads(threads)
+        art = Artifact(path)
+        return _timed(lambda: art.infer(x), warmup, repeats)
+    if engine == "onnxruntime":
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        return _timed(lambda: sess.run(None, {name: x}), warmup, repeats)
+    if engine == "pytorch":
+        import torch
+
+        torch.set_num_threads(threads)
+        model = torch.load(path, weights_only=False).eval()
+        xt = torch.from_numpy(x)
+        with torch.inference_mode():
+            return _timed(lambda: model(xt), warmup, repeats)
+    raise ValueError(f"unknown engine {engine!r}; valid choices: {', '.join(ENGINES)}")
+
+
+def prepare(args: BenchArgs) -> tuple[dict[str, str], list[int], dict]:
+    """Build both TVM artifacts, export ONNX and pickle the PyTorch module; same weights."""
+    import torch
+
+    from .build import TUNING_LOGS, BuildArgs, build
+    from .frontend import export_onnx, load_model
+    from .models import get_dataset, get_model, parse_input_size
+
+    spec = get_model(args.model)
+    size = parse_input_size(args.input_size, spec.input_size)
+    work = args.workdir / f"{spec.name}-{size[0]}x{size[1]}"
+    work.mkdir(parents=True, exist_ok=True)
+    tuned = build(BuildArgs(model=spec.name, target="host", output=work / "tvm-tuned",
+                            input_size=f"{size[0]}x{size[1]}", tuning_logs=TUNING_LOGS))
+    build(BuildArgs(model=spec.name, target="host", output=work / "tvm-untuned",
+                    input_size=f"{size[0]}x{size[1]}", tuning_logs=work / "no-tuning-logs"))
+    loaded = load_model(spec, get_dataset("crowdpose"))
+    export_onnx(loaded.fused, size, work / "model.onnx")
+    torch.save(loaded.fused, work / "model.pt")
+    paths = {"tvm-tuned": str(work / "tvm-tuned"), "tvm-untuned": str(work / "tvm-untuned"),
+             "onnxruntime": str(work / "model.onnx"), "pytorch": str(work / "model.pt")}
+    return paths, [1, 3, *size], tuned.metadata
+
+
+def run(args: BenchArgs) -> tuple[dict[str, list[float]], dict]:
+    """Alternate one process per engine per round; every timed run per engine, and the tuned
+    artifact's metadata."""
+    paths, shape, meta = prepare(args)
+    times: dict[str, list[float]] = {e: [] for e in ENGINES}
+    per_round = max(1, -(-args.repeats // args.rounds))
+    env = {**os.environ, "TVM_NUM_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
+    for r in range(args.rounds):
+        for engine in ENGINES:
+            spec = json.dumps([engine, paths[engine], shape, args.threads, args.warmup, per_round])
+            out = subprocess.run([sys.executable, "-m", "compile.bench", spec], env=env, check=True,
+                                 capture_output=True, text=True)
+            times[engine] += json.loads(out.stdout.strip().splitlines()[-1])
+            logger.info("round %d %s: median %.2f ms", r + 1, engine,
+                        statistics.median(times[engine]) * 1e3)
+    return times, meta
+
+
+def table(times: dict[str, list[float]]) -> str:
+    """Medians, spread and ratios to ONNX Runtime."""
+    base = statistics.median(times["onnxruntime"])
+    rows = [f"{'engine':12s} {'median ms':>10s} {'p10 ms':>8s} {'p90 ms':>8s} {'runs':>5s} "
+            f"{'vs ORT':>7s}"]
+    for engine, ts in times.items():
+        q = statistics.quantiles(ts, n=10) if len(ts) >= 2 else [ts[0]] * 9
+        med = statistics.median(ts)
+        rows.append(f"{engine:12s} {med * 1e3:10.2f} {q[0] * 1e3:8.2f} {q[-1] * 1e3:8.2f} "
+                    f"{len(ts):5d} {med / base:6.2f}x")
+    return "\n".join(rows)
+
+
+def plot(times: dict[str, list[float]], path: Path, title: str) -> Path:
+    """Bar plot of the medians (log scale: untuned TVM is far slower)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    meds = [statistics.median(t) * 1e3 for t in times.values()]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bars = ax.bar(list(times), meds, color=["#2a7", "#999", "#36c", "#c63"])
+    ax.bar_label(bars, fmt="%.1f ms")
+    ax.set_yscale("log")
+    ax.set_ylabel("median latency (ms, log)")
+    ax.set_title(title)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+if __name__ == "__main__":  # worker mode: one engine, prints its timings as JSON
+    engine, path, shape, threads, warmup, repeats = json.loads(sys.argv[1])
+    print(json.dumps(worker(engine, path, shape, threads, warmup, repeats)))

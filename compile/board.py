@@ -1,0 +1,217 @@
+"""The virtual aarch64 board: an arm64 Debian root filesystem run under qemu-user, serving TVM RPC.
+
+``ensure_board`` builds it once under ``~/.cache/litepose-kit/board-arm64`` (override with
+``LITEPOSE_BOARD_DIR``): Debian bookworm arm64 packages unpacked with ``dpkg -x`` (no arm64 code
+runs to install them), the aarch64 wheels of the device dependencies in ``site/``, and a
+``pyarm`` wrapper that runs the board's Python 3.11 under ``qemu-aarch64-static``.
+``start_board`` starts a tracker on 127.0.0.1 and an RPC server inside the board registered
+under a key; ``stop_board`` ends exactly those processes (pid files).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+MIRROR = "http://deb.debian.org/debian"
+SUITE = "bookworm"
+WHEELS = ["apache-tvm==0.27.0.post1", "apache-tvm-ffi==0.1.14.post1", "numpy==2.4.6",
+          "ml_dtypes", "psutil", "cloudpickle", "tornado", "opencv-python-headless", "numba",
+          "llvmlite", "typing_extensions"]
+PLATFORMS = ["manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_26_aarch64",
+             "manylinux_2_17_aarch64", "manylinux2014_aarch64"]
+
+
+def board_dir() -> Path:
+    return Path(os.environ.get("LITEPOSE_BOARD_DIR", Path.home() / ".cache" / "litepose-kit" / "board-arm64"))
+
+
+@dataclass(frozen=True)
+class BoardState:
+    """What ``start_board`` started (written to ``run/board.json``)."""
+
+    tracker_host: str
+    tracker_port: int
+    key: str
+    tracker_pid: int
+    server_pid: int
+
+
+def _run(cmd: list[str], **kw) -> None:
+    logger.info("$ %s", " ".join(cmd))
+    subprocess.run(cmd, check=True, **kw)
+
+
+def _require(tool: str, package: str) -> None:
+    if not shutil.which(tool):
+        raise ValueError(f"{tool} is missing: install Debian's {package} (make setup does)")
+
+
+def build_rootfs(root: Path) -> None:
+    """Download bookworm arm64 (minbase + python3) and unpack every package into ``root``."""
+    _require("debootstrap", "debootstrap")
+    dl = root.parent / "debootstrap"
+    shutil.rmtree(dl, ignore_errors=True)
+    _run(["debootstrap", "--download-only", "--arch=arm64", "--variant=minbase",
+          "--include=python3", SUITE, str(dl), MIRROR], stdout=subprocess.DEVNULL)
+    debs = sorted((dl / "var/cache/apt/archives").glob("*.deb"))
+    if not debs:
+        raise RuntimeError(f"debootstrap downloaded no packages into {dl}")
+    for deb in debs:
+        _run(["dpkg-deb", "-x", str(deb), str(root)])
+    shutil.rmtree(dl)
+
+
+def install_wheels(site: Path, wheels_dir: Path) -> None:
+    """aarch64 cp311 wheels of the device side, installed without running arm64 code."""
+    abi = ["--only-binary=:all:", "--no-deps", "--python-version", "3.11", "--implementation", "cp"]
+    for platform in PLATFORMS:
+        abi += ["--platform", platform]
+    pip = [sys.executable, "-m", "pip"]
+    _run([*pip, "download", *abi, "-d", str(wheels_dir), *WHEELS], stdout=subprocess.DEVNULL)
+    _run([*pip, "install", *abi, "--no-index", "--no-compile", "--target", str(site),
+          *map(str, sorted(wheels_dir.glob("*.whl")))], stdout=subprocess.DEVNULL)
+    tvm = site / "tvm"
+    for heavy in ("lib/libtvm_compiler.so", "3rdparty"):  # compiler and CUDA bits: runtime only
+        path = tvm / heavy
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    for cuda in tvm.glob("lib/*cuda*"):
+        cuda.unlink()
+
+
+def write_pyarm(base: Path) -> Path:
+    """``pyarm``: the board's python3.11 under qemu; ``-0`` keeps child interpreters emulated."""
+    pyarm = base / "pyarm"
+    root = base / "rootfs"
+    pyarm.write_text("#!/bin/sh\n"
+                     f'exec qemu-aarch64-static -L "{root}" -0 "{pyarm}" '
+                     f'"{root}/usr/bin/python3.11" "$@"\n')
+    pyarm.chmod(0o755)
+    return pyarm
+
+
+def ensure_board() -> Path:
+    """Build the board once (about 100 MB of downloads); later calls return at once."""
+    base = board_dir()
+    done = base / ".complete"
+    if done.is_file():
+        return base
+    _require("qemu-aarch64-static", "qemu-user-static")
+    start = time.perf_counter()
+    tmp = base.with_name(base.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    build_rootfs(tmp / "rootfs")
+    install_wheels(tmp / "site", tmp / "wheels")
+    shutil.rmtree(tmp / "wheels")
+    shutil.rmtree(base, ignore_errors=True)
+    os.replace(tmp, base)
+    write_pyarm(base)
+    done.write_text(json.dumps({"built_s": round(time.perf_counter() - start, 1)}))
+    return base
+
+
+def board_env(base: Path) -> dict[str, str]:
+    """Environment for the board's Python: its site-packages, and the checkout for run.py."""
+    repo = Path(__file__).resolve().parent.parent
+    return {**os.environ, "PYTHONPATH": f"{base / 'site'}:{repo}",
+            "NUMBA_CACHE_DIR": str(base / "numba-cache"), "PYTHONNOUSERSITE": "1"}
+
+
+def pyarm_command(base: Path) -> list[str]:
+    return [str(base / "pyarm")]
+
+
+def _state_path() -> Path:
+    return board_dir() / "run" / "board.json"
+
+
+def read_state() -> BoardState | None:
+    path = _state_path()
+    return BoardState(**json.loads(path.read_text())) if path.is_file() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def start_board(port: int = 9190, key: str = "rk3399", timeout: float = 180.0) -> BoardState:
+    """Start a tracker on 127.0.0.1:``port`` and the emulated RPC server registered as ``key``."""
+    base = ensure_board()
+    state = read_state()
+    if state and _alive(state.server_pid):
+        raise ValueError(f"a board is already running (tracker 127.0.0.1:{state.tracker_port}, key "
+                         f"{state.key!r}); stop it with 'make board-stop'")
+    run_dir = _state_path().parent
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = (run_dir / "tracker.log").open("w")
+    tracker = subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1",
+                                "--port", str(port), "--port-end", str(port + 1)],
+                               stdout=log, stderr=log, start_new_session=True)
+    site = base / "site"
+    slog = (run_dir / "server.log").open("w")
+    server = subprocess.Popen(
+        [*pyarm_command(base), "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1",
+         "--port", "9090", "--port-end", "9190", "--tracker", f"127.0.0.1:{port}", "--key", key,
+         "--load-library", str(site / "tvm/lib/libtvm_runtime_extra.so")],
+        env=board_env(base), stdout=slog, stderr=slog, start_new_session=True)
+    state = BoardState("127.0.0.1", port, key, tracker.pid, server.pid)
+    _state_path().write_text(json.dumps(asdict(state)))
+    try:
+        wait_registered(state, timeout)
+    except BaseException:
+        stop_board()
+        raise
+    return state
+
+
+def wait_registered(state: BoardState, timeout: float) -> None:
+    from tvm import rpc
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not _alive(state.server_pid):
+            raise RuntimeError(f"the board's RPC server exited; see {_state_path().parent}/server.log")
+        try:
+            queue = rpc.connect_tracker(state.tracker_host, state.tracker_port).summary()["queue_info"]
+            if state.key in queue:
+                return
+        except Exception:  # tracker still starting
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"the board did not register under {state.key!r} within {timeout:.0f} s")
+
+
+def _kill_group(pid: int) -> None:
+    """End a process we started and its children (it leads its own session / group)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        os.kill(pid, signal.SIGKILL)
+
+
+def stop_board() -> bool:
+    """End the tracker and the board server started by ``start_board`` (pid files only)."""
+    state = read_state()
+    if state is None:
+        return False
+    for pid in (state.server_pid, state.tracker_pid):
+        _kill_group(pid)
+    _state_path().unlink(missing_ok=True)
+    return True

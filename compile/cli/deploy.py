@@ -1,0 +1,39 @@
+"""``python -m compile deploy``: upload an artifact to a board over RPC, verify it and time it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compile.cli import add_target_arg, fail, make_parser, setup_logging
+
+
+def main(argv: list[str]) -> int:
+    parser = make_parser("deploy", "Request a board from an RPC tracker, upload the artifact, run "
+                         "it on a fixed input, compare both outputs with PyTorch on this machine "
+                         "and time it. Exit status 1 on mismatch.")
+    from compile.models import MODELS
+
+    parser.add_argument("--model", required=True, type=str.lower, choices=list(MODELS))
+    add_target_arg(parser)
+    parser.add_argument("--artifact", type=Path, default=None,
+                        help="artifact folder (default build/<model>-<target>; built if missing)")
+    parser.add_argument("--input-size", metavar="HxW", default=None)
+    parser.add_argument("--tracker", metavar="HOST:PORT", default=None)
+    parser.add_argument("--key", default=None)
+    parser.add_argument("--repeat", type=int, default=10, help="timed runs on the board")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    from compile.deploy import DeployArgs, deploy
+
+    try:
+        res = deploy(DeployArgs(model=args.model, target=args.target, artifact=args.artifact,
+                                input_size=args.input_size, tracker=args.tracker, key=args.key,
+                                repeat=args.repeat))
+    except (ValueError, RuntimeError) as err:
+        return fail(str(err))
+    label = " (EMULATED under qemu: says nothing about a real board)" if res.emulated else ""
+    print(f"board       {res.board}{label}")
+    print(f"max |err|   {res.max_abs_err:.3g} (tolerance {res.tolerance:.3g})")
+    print(f"latency     {res.latency_ms:.1f} ms median of {args.repeat}{label}")
+    print(f"verdict     {'PASS' if res.passed else 'FAIL'}")
+    return 0 if res.passed else 1

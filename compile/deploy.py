@@ -1,0 +1,141 @@
+"""Deploy: upload an artifact to a board from an RPC tracker, run it, verify it, time it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .build import REPO_ROOT, BuildArgs, build
+from .models import get_dataset, get_model, parse_input_size
+from .remote import Tracker, check_tracker, resolve_tracker
+from .targets import elf_machine, get_target
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeployArgs:
+    model: str
+    target: str
+    artifact: Path | None = None  # default build/<model>-<target>[-HxW]; built when missing
+    input_size: str | None = None
+    tracker: str | None = None
+    key: str | None = None
+    repeat: int = 10
+    session_timeout: int = 600
+    rtol: float = 1e-4  # tolerance: rtol * max(1, max |reference|)
+
+
+@dataclass
+class DeployResult:
+    max_abs_err: float
+    tolerance: float
+    latency_ms: float
+    emulated: bool
+    board: str
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_err <= self.tolerance
+
+
+def default_artifact(model: str, target: str, input_size: str | None) -> Path:
+    suffix = f"-{input_size}" if input_size else ""
+    return REPO_ROOT / "build" / f"{model}-{target}{suffix}"
+
+
+def check_artifact(folder: Path, target: str) -> dict:
+    """Metadata of ``folder``; refuse (before any upload) a library for another machine."""
+    preset = get_target(target)
+    meta = json.loads((folder / "metadata.json").read_text())
+    library = folder / meta["library"]
+    machine = elf_machine(library)
+    if machine != preset.arch:
+        raise ValueError(f"{library} is an {machine} library but target {target} runs {preset.arch} "
+                         f"code; rebuild with 'python -m compile build --target {target}'")
+    if meta["target"]["name"] != target:
+        raise ValueError(f"{folder} was built for {meta['target']['name']}, not {target}")
+    return meta
+
+
+def host_reference(meta: dict, seed: int = 7) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The fixed input and the PyTorch outputs of the artifact's own weights."""
+    import torch
+
+    from .frontend import example_input, load_model
+
+    weights = meta["weights"]
+    loaded = load_model(get_model(meta["model"]), get_dataset(meta["dataset"]),
+                        weights.get("path"), weights.get("seed") or 0)
+    if loaded.weights.sha256 != weights["sha256"]:
+        raise ValueError("the host cannot rebuild the artifact's weights (digest differs); "
+                         "pass the checkpoint it was built with")
+    x = example_input(tuple(meta["input"]["shape"][2:]), seed=seed)
+    with torch.no_grad():
+        return x.numpy(), [o.numpy() for o in loaded.model(x)]
+
+
+def is_virtual_board(tracker: Tracker) -> bool:
+    """True when ``tracker`` is the one the virtual (qemu) board of this machine registered at."""
+    from .board import read_state
+
+    state = read_state()
+    return bool(state and state.tracker_port == tracker.port and state.key == tracker.key
+                and tracker.host in ("127.0.0.1", "localhost"))
+
+
+def run_remote(tracker: Tracker, meta: dict, folder: Path, x: np.ndarray, repeat: int,
+               session_timeout: int):
+    """Upload, run once for the outputs, then time ``repeat`` runs; (outputs, seconds list)."""
+    import tvm
+    from tvm import rpc
+    from tvm.runtime.vm import VirtualMachine
+
+    remote = rpc.connect_tracker(tracker.host, tracker.port).request(
+        tracker.key, priority=1, session_timeout=session_timeout)
+    remote.upload(str(folder / meta["library"]))
+    lib = remote.load_module(meta["library"])
+    dev = remote.cl(0) if meta["target"]["device"] == "opencl" else remote.cpu(0)
+    vm = VirtualMachine(lib, dev)
+    vm.set_input("main", tvm.runtime.tensor(x, dev))
+    vm.invoke_stateful("main")
+    outputs = [o.numpy() for o in vm.get_outputs("main")]
+    timer = vm.time_evaluator("invoke_stateful", dev, number=1, repeat=repeat)
+    return outputs, list(timer("main").results)
+
+
+def deploy(args: DeployArgs) -> DeployResult:
+    """Verify an artifact on a board: max abs error against PyTorch and median latency."""
+    preset = get_target(args.target)
+    spec = get_model(args.model)
+    size = parse_input_size(args.input_size, spec.input_size)
+    tracker = resolve_tracker(args.tracker, args.key, preset.rpc_key)
+    if tracker is None:
+        raise ValueError("deploy needs a board: give --tracker HOST:PORT (or TVM_TRACKER_HOST/PORT); "
+                         "'make board' starts a virtual one at 127.0.0.1:9190")
+    folder = Path(args.artifact or default_artifact(spec.name, preset.name, args.input_size))
+    if not (folder / "metadata.json").is_file():
+        logger.info("no artifact at %s: building it", folder)
+        build(BuildArgs(model=spec.name, target=preset.name, output=folder,
+                        input_size=f"{size[0]}x{size[1]}"))
+    meta = check_artifact(folder, preset.name)
+    check_tracker(tracker)
+    x, refs = host_reference(meta)
+    start = time.perf_counter()
+    try:
+        outs, secs = run_remote(tracker, meta, folder, x, args.repeat, args.session_timeout)
+    except Exception as err:  # RPC failures surface as TVM errors of many kinds
+        raise RuntimeError(f"the board {tracker.key!r} failed during deploy ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0] if str(err) else ''}); check the tracker "
+                           f"with: {tracker.query_command()}") from err
+    logger.info("remote run took %.1f s", time.perf_counter() - start)
+    err = max(float(np.abs(o - r).max()) for o, r in zip(outs, refs, strict=True))
+    scale = max(1.0, *(float(np.abs(r).max()) for r in refs))
+    return DeployResult(err, args.rtol * scale, statistics.median(secs) * 1e3,
+                        is_virtual_board(tracker), f"{tracker.key}@{tracker.host}:{tracker.port}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import tempfile
@@ -96,3 +97,33 @@ def build_candidate(mod, target, _params):
 
     mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
     return tvm_build(mod, target=target)
+
+
+@functools.cache
+def _bounded_rpc_runner():
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.runner import RPCRunner
+    from tvm.support.popen_pool import PopenPoolExecutor
+
+    @derived_object
+    class BoundedRPCRunner(RPCRunner._cls):
+        """MetaSchedule's RPCRunner with a worker pool that enforces the session timeout.
+
+        The stock pool has none: when a board disappears, the next candidate's tracker request
+        blocks forever and tuning hangs. Here such a candidate fails after ``timeout`` seconds
+        (a failed trial), the worker is replaced, and tuning goes on to its summary.
+        """
+
+        def __init__(self, rpc_config, evaluator_config):
+            super().__init__(rpc_config=rpc_config, evaluator_config=evaluator_config,
+                             max_workers=1)
+            self.pool = PopenPoolExecutor(max_workers=1, timeout=rpc_config.session_timeout_sec)
+
+    return BoundedRPCRunner
+
+
+def __getattr__(name: str):  # the runner class needs MetaSchedule: defined on first use only,
+    # so the builder workers that import this module for f_build / f_export stay light
+    if name == "BoundedRPCRunner":
+        return _bounded_rpc_runner()
+    raise AttributeError(name)

@@ -88,10 +88,12 @@ def make_runner(tracker: Tracker | None, timeout: float):
                                           enable_cpu_cache_flush=False)
     if tracker is None:
         return ms.runner.LocalRunner(timeout_sec=timeout, evaluator_config=evaluator)
+    from .remote import BoundedRPCRunner
+
     config = ms.runner.RPCConfig(tracker_host=tracker.host, tracker_port=tracker.port,
                                  tracker_key=tracker.key, session_priority=1,
                                  session_timeout_sec=int(timeout))
-    return ms.runner.RPCRunner(config, evaluator_config=evaluator, max_workers=1)
+    return BoundedRPCRunner(config, evaluator)
 
 
 def resolve(args: TuneArgs):

@@ -176,6 +176,7 @@ def build(args: BuildArgs) -> BuildResult:
         lib_tmp = export(executable, preset, Path(tmp) / LIBRARY_NAME)
         timings["export"] = time.perf_counter() - t2
         metadata = make_metadata(size, loaded, preset, tuning)
+        (output / METADATA_NAME).unlink(missing_ok=True)  # no metadata describes a swapped .so
         os.replace(lib_tmp, output / LIBRARY_NAME)
         write_json_atomic(output / METADATA_NAME, metadata)
     timings["total"] = time.perf_counter() - t0

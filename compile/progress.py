@@ -13,7 +13,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
 
-def _best_in_database(database, mod) -> float:
+def best_in_database(database, mod) -> float:
     if not database.has_workload(mod):
         return math.inf
     top = database.get_top_k(database.commit_workload(mod), 1)
@@ -24,18 +24,19 @@ def _best_in_database(database, mod) -> float:
 class ProgressCallback(PyMeasureCallback):
     """Counts trials and failures per task and shows the best estimated end-to-end latency."""
 
-    def __init__(self, result, database, total: int, show: bool = True):
+    def __init__(self, result, database, total: int, show: bool = True,
+                 history: dict[int, list[float]] | None = None):
         super().__init__()
         self.result, self.database, self.total, self.show = result, database, total, show
         self.done = 0
-        self.history: dict[int, list[float]] = {}  # best seconds per task after each batch
+        self.history = history if history is not None else {}  # best s per task after each batch
 
     def _init_tasks(self, task_scheduler) -> None:
         from .tune import TaskStats
 
         for rec in task_scheduler.tasks_:
             stats = TaskStats(str(rec.ctx.task_name), float(rec.task_weight), float(rec.flop))
-            stats.best_s = _best_in_database(self.database, rec.ctx.mod)
+            stats.best_s = best_in_database(self.database, rec.ctx.mod)
             self.result.tasks.append(stats)
 
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):

@@ -25,6 +25,7 @@ class EagerGradientScheduler(PyTaskScheduler):
                  seed: int = 0):
         super().__init__()
         # task id -> best seconds after each joined batch, filled by compile.progress's callback
+        # and seeded from the database, so a resumed run skips the warm-up of measured tasks
         self.history = history
         self.alpha, self.window = alpha, window_size
         self.rng = random.Random(seed)
@@ -49,9 +50,10 @@ class EagerGradientScheduler(PyTaskScheduler):
         tasks = self._outer_tasks()
         for i in range(len(tasks)):
             _ffi_api.TaskSchedulerTouchTask(self._outer(), i)  # joins a batch once it is done
-        if self.warmup < len(tasks):  # one batch for every task first, in order
+        while self.warmup < len(tasks):  # one batch for every task not measured before, in order
             self.warmup += 1
-            return self.warmup - 1
+            if self.warmup - 1 not in self.history:
+                return self.warmup - 1
         if self.warmup == len(tasks):
             for i, task in enumerate(tasks):
                 if task.runner_futures is not None:

@@ -127,7 +127,7 @@ def tune(args: TuneArgs) -> TuneResult:
     from tvm.s_tir import meta_schedule as ms
 
     from .frontend import import_relax, load_model
-    from .progress import ProgressCallback, plot_history
+    from .progress import ProgressCallback, best_in_database, plot_history
     from .scheduler import EagerGradientScheduler
     from .tunedb import TuningDatabase
 
@@ -142,7 +142,12 @@ def tune(args: TuneArgs) -> TuneResult:
     database = TuningDatabase(db_dir, writable=True)
     result = TuneResult(db_dir, [], records_before=database.report.records,
                         skipped_lines=list(database.report.skipped))
-    callback = ProgressCallback(result, database, args.trials, args.progress)
+    history = {}  # tasks the database already measured: no warm-up batch for them
+    for i, task in enumerate(ms.relax_integration.extract_tasks(mod, target)):
+        best = best_in_database(database, task.dispatched[0])
+        if best < math.inf:
+            history[i] = [best]
+    callback = ProgressCallback(result, database, args.trials, args.progress, history)
     _drop_unnamed_handlers(logging.getLogger("tvm.s_tir.meta_schedule"))
     ms.relax_integration.tune_relax(
         mod, {}, target, str(work_dir), max_trials_global=args.trials,

@@ -39,6 +39,7 @@ class DeployResult:
     latency_ms: float
     emulated: bool
     board: str
+    weights: dict
 
     @property
     def passed(self) -> bool:
@@ -138,4 +139,5 @@ def deploy(args: DeployArgs) -> DeployResult:
     err = max(float(np.abs(o - r).max()) for o, r in zip(outs, refs, strict=True))
     scale = max(1.0, *(float(np.abs(r).max()) for r in refs))
     return DeployResult(err, args.rtol * scale, statistics.median(secs) * 1e3,
-                        is_virtual_board(tracker), f"{tracker.key}@{tracker.host}:{tracker.port}")
+                        is_virtual_board(tracker), f"{tracker.key}@{tracker.host}:{tracker.port}",
+                        meta["weights"])

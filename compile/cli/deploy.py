@@ -33,6 +33,9 @@ def main(argv: list[str]) -> int:
         return fail(str(err))
     label = " (EMULATED under qemu: says nothing about a real board)" if res.emulated else ""
     print(f"board       {res.board}{label}")
+    w = res.weights
+    print("weights     " + (f"SEEDED RANDOM (seed {w['seed']}): this checks parity, not accuracy"
+                             if w["source"] == "random" else f"checkpoint {w['path']}"))
     print(f"max |err|   {res.max_abs_err:.3g} (tolerance {res.tolerance:.3g})")
     print(f"latency     {res.latency_ms:.1f} ms median of {args.repeat}{label}")
     print(f"verdict     {'PASS' if res.passed else 'FAIL'}")

@@ -128,10 +128,6 @@ def board_env(base: Path) -> dict[str, str]:
             "NUMBA_CACHE_DIR": str(base / "numba-cache"), "PYTHONNOUSERSITE": "1"}
 
 
-def pyarm_command(base: Path) -> list[str]:
-    return [str(base / "pyarm")]
-
-
 def _state_path() -> Path:
     return board_dir() / "run" / "board.json"
 
@@ -165,7 +161,7 @@ def start_board(port: int = 9190, key: str = "rk3399", timeout: float = 180.0) -
     site = base / "site"
     slog = (run_dir / "server.log").open("w")
     server = subprocess.Popen(
-        [*pyarm_command(base), "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1",
+        [str(base / "pyarm"), "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1",
          "--port", "9090", "--port-end", "9190", "--tracker", f"127.0.0.1:{port}", "--key", key,
          "--load-library", str(site / "tvm/lib/libtvm_runtime_extra.so")],
         env=board_env(base), stdout=slog, stderr=slog, start_new_session=True)

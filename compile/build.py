@@ -10,8 +10,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from runtime.results import write_json_atomic
+
 from . import __version__
-from .artifact import LIBRARY_NAME, METADATA_NAME, SCHEMA_VERSION, check_writable_dir, write_json_atomic
+from .artifact import LIBRARY_NAME, METADATA_NAME, SCHEMA_VERSION, check_writable_dir
 from .models import MEAN, STD, get_dataset, get_model, parse_input_size
 from .targets import TargetPreset, elf_machine, get_target
 
@@ -178,6 +180,6 @@ def build(args: BuildArgs) -> BuildResult:
         metadata = make_metadata(size, loaded, preset, tuning)
         (output / METADATA_NAME).unlink(missing_ok=True)  # no metadata describes a swapped .so
         os.replace(lib_tmp, output / LIBRARY_NAME)
-        write_json_atomic(output / METADATA_NAME, metadata)
+        write_json_atomic(output / METADATA_NAME, metadata, indent=2)
     timings["total"] = time.perf_counter() - t0
     return BuildResult(output / LIBRARY_NAME, metadata, timings)

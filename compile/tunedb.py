@@ -144,11 +144,6 @@ class TuningDatabase(PyDatabase):
         return len(self.inner)
 
 
-def open_database(db_dir: str | Path, writable: bool = False) -> TuningDatabase:
-    """The database in ``db_dir`` (missing files are an empty database)."""
-    return TuningDatabase(db_dir, writable)
-
-
 def target_databases(tuning_logs: Path, target: str) -> list[Path]:
     """Every database folder under ``tuning_logs/<target>/`` (sorted)."""
     root = Path(tuning_logs) / target

@@ -31,13 +31,13 @@ def coco_results(people: np.ndarray, scores: np.ndarray, image_id: int) -> list[
     return results
 
 
-def write_json_atomic(path: Path, data) -> None:
+def write_json_atomic(path: Path, data, indent: int | None = None) -> None:
     """Write ``data`` as JSON through a temporary file and ``os.replace``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh)
+            json.dump(data, fh, indent=indent)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import _cache  # noqa: F401  (first: points Numba's cache at a source-keyed folder)
 from .grouping import match_by_tag
 from .munkres import munkres
 from .peaks import top_peaks
@@ -23,7 +24,7 @@ __all__ = ["COCO_JOINT_ORDER", "group", "munkres", "transform_back"]
 COCO_JOINT_ORDER = (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _group(heatmaps, tags, joint_order, do_adjust, do_refine, detection_threshold,
            tag_threshold, max_people, nms_kernel):
     count, vals, ys, xs = top_peaks(heatmaps, max_people, nms_kernel, detection_threshold)

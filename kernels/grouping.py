@@ -9,7 +9,7 @@ from .munkres import munkres
 from .reduce import mean_rows_f32
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _put(joints, keys, tag_lists, ntags, n_people, key, idx, row, tag):
     """Start a person keyed by ``key``; as in the reference's dict, an equal key reuses it."""
     p = n_people
@@ -26,7 +26,7 @@ def _put(joints, keys, tag_lists, ntags, n_people, key, idx, row, tag):
     return n_people
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def match_by_tag(count, vals, ys, xs, cand_tags, joint_order, tag_threshold, max_people,
                  use_detection_val):
     """Group candidates into people in the fixed joint order (spec §3.4 b).

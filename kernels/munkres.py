@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _find_a_zero(c, row_cov, col_cov, i0, j0):
     # munkres 1.1.4 keeps scanning the row after a hit: the last uncovered zero of the first
     # row (cyclically from i0) holding one, in cyclic column order from j0, is returned.
@@ -37,7 +37,7 @@ def _find_a_zero(c, row_cov, col_cov, i0, j0):
     return row, col
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _first(marked, index, value, along_row):
     n = marked.shape[0]
     for k in range(n):
@@ -46,7 +46,7 @@ def _first(marked, index, value, along_row):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _augment(marked, path, count):
     for k in range(count + 1):
         r, q = path[k, 0], path[k, 1]
@@ -57,7 +57,7 @@ def _augment(marked, path, count):
                 marked[r, q] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _adjust_by_smallest(c, row_cov, col_cov):
     n = c.shape[0]
     minval = 9.223372036854776e18  # sys.maxsize, as the reference starts
@@ -73,7 +73,7 @@ def _adjust_by_smallest(c, row_cov, col_cov):
                 c[i, j] -= minval
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def munkres(cost: np.ndarray) -> np.ndarray:
     """Minimum-cost assignment of a rectangular cost matrix, exactly as ``munkres`` 1.1.4.
 

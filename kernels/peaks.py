@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def is_peak(hm: np.ndarray, y: int, x: int, radius: int) -> bool:
     """True when no pixel of the clipped ``(2r+1)^2`` window around (y, x) is strictly greater.
 
@@ -21,7 +21,7 @@ def is_peak(hm: np.ndarray, y: int, x: int, radius: int) -> bool:
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def top_peaks(heatmaps: np.ndarray, k: int, kernel: int, threshold: float):
     """Top-``k`` NMS peaks per joint whose value exceeds ``threshold``.
 
@@ -54,12 +54,12 @@ def top_peaks(heatmaps: np.ndarray, k: int, kernel: int, threshold: float):
     for j in range(j_n):
         hm = heatmaps[j]
         n = 0
+        floor = np.float32(threshold)  # a value must exceed this to enter the buffer
         for y in range(h):
+            row = hm[y]
             for x in range(w):
-                v = hm[y, x]
-                if not v > threshold:
-                    continue
-                if n == k and not v > vals[j, k - 1]:
+                v = row[x]
+                if not v > floor:  # the common case: one comparison per pixel
                     continue
                 if not is_peak(hm, y, x, radius):
                     continue
@@ -74,5 +74,7 @@ def top_peaks(heatmaps: np.ndarray, k: int, kernel: int, threshold: float):
                 xs[j, pos] = x
                 if n < k:
                     n += 1
+                if n == k:  # full: a newcomer must beat the k-th value (all are > threshold)
+                    floor = vals[j, k - 1]
         count[j] = n
     return count, vals, ys, xs

@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sum_f32(a: np.ndarray, n: int, col: int) -> np.float32:
     """``numpy.add.reduce`` of ``a[:n, col]`` in float32 with numpy's pairwise scheme.
 
@@ -34,7 +34,7 @@ def sum_f32(a: np.ndarray, n: int, col: int) -> np.float32:
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mean_rows_f32(a: np.ndarray, n: int) -> np.ndarray:
     """``np.mean(a[:n], axis=0)`` for a float32 ``(n, L)`` array, rounded as numpy does.
 

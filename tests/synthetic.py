@@ -49,3 +49,24 @@ def make_maps(rng: np.random.Generator, n_people: int, num_joints: int, h: int, 
     if quantize > 0:
         heatmaps = (np.round(heatmaps / quantize) * quantize).astype(np.float32)
     return heatmaps, tags, truth
+
+
+def crowded_maps(rng: np.random.Generator, n_people: int = 30, num_joints: int = 14,
+                 size: int = 256, tag_dim: int = 2, missing: float = 0.1, tag_noise: float = 0.3,
+                 background: float = 0.15, net_like: bool = False):
+    """Crowd-scale maps: ``make_maps`` people plus per-pixel tag noise on every map.
+
+    ``background`` adds uniform heatmap noise in ``[0, background)``. ``net_like`` instead adds
+    a smooth signed field (like the outputs of an untrained network: values of both signs, many
+    weak peaks), which is the hard regime for refine. Returns heatmaps (J, H, W) float32 and
+    tags (J, H, W, L) float32.
+    """
+    hm, tg, _ = make_maps(rng, n_people, num_joints, size, size, tag_dim, sigma=size / 128,
+                          missing=missing)
+    tg = tg + rng.normal(0, tag_noise, tg.shape).astype(np.float32)
+    if net_like:
+        hm = hm + smooth_field(rng, (num_joints, size, size, 1), 0.6)[..., 0]
+        hm = hm + rng.normal(0, 0.05, hm.shape).astype(np.float32)
+    else:
+        hm = hm + rng.uniform(0, background, hm.shape).astype(np.float32)
+    return np.ascontiguousarray(hm, np.float32), np.ascontiguousarray(tg, np.float32)

@@ -12,7 +12,7 @@ from kernels import group, munkres, transform_back
 from kernels.peaks import top_peaks
 from kernels.reduce import mean_rows_f32
 from tests import reference_parser as ref
-from tests.synthetic import make_maps
+from tests.synthetic import crowded_maps, make_maps
 
 pytestmark = pytest.mark.unit
 NO_JIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
@@ -74,6 +74,21 @@ def test_group_matches_reference_parser_on_random_cases():
         np.testing.assert_allclose(scores, ref_scores, atol=1e-5, rtol=0)
         seen_people += len(people)
     assert seen_people > CASES  # the cases were not trivially empty
+
+
+@pytest.mark.parametrize("net_like", [False, True])
+def test_group_matches_reference_bit_for_bit_on_crowded_maps(net_like):
+    """30 people, 10 % joints missing, per-pixel tag noise, flip tags (L = 2), adjust + refine:
+    the regime where refine dominates (and untrained networks' outputs)."""
+    rng = np.random.default_rng(11 if net_like else 12)
+    sizes = (64,) if NO_JIT else (128, 128, 256)
+    for k, size in enumerate(sizes):
+        hm, tg = crowded_maps(rng, 30, (14, 17)[k % 2], size, tag_dim=2 - k % 2, net_like=net_like)
+        people, scores = group(hm, tg)
+        ref_people, ref_scores = ref.parse(hm, tg, True, True)
+        assert len(people) >= 30
+        np.testing.assert_array_equal(people, ref_people)
+        np.testing.assert_array_equal(scores, ref_scores)
 
 
 def test_exact_ties_and_duplicate_tag_keys():

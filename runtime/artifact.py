@@ -59,17 +59,24 @@ def read_metadata(folder: str | Path) -> Metadata:
     return Metadata(raw)
 
 
-def configure_threads(threads: int = 0, cores: str = "default") -> None:
-    """Set the TVM thread pool: ``threads`` workers (0: runtime default) pinned to ``cores``.
-
-    ``cores`` is "big" or "little" on big.LITTLE boards (e.g. RK3399's A72 / A53 clusters).
-    """
-    import tvm
-
+def check_threads(threads: int = 0, cores: str = "default") -> None:
+    """``ValueError`` naming the bad value unless ``threads >= 0`` and ``cores`` is a core set."""
     if cores not in CORE_MODES:
         raise ValueError(f"unknown core set {cores!r}; valid choices: {', '.join(CORE_MODES)}")
     if threads < 0:
         raise ValueError(f"threads must be >= 0, got {threads}")
+
+
+def configure_threads(threads: int = 0, cores: str = "default") -> None:
+    """Set the calling thread's TVM thread pool: ``threads`` workers (0: runtime default)
+    pinned to ``cores`` ("big" or "little" on big.LITTLE boards, e.g. RK3399's A72 / A53).
+
+    TVM's pool belongs to the thread that runs the VM, and TVM may pin that thread: call this
+    from the inference thread.
+    """
+    import tvm
+
+    check_threads(threads, cores)
     tvm.get_global_func("runtime.config_threadpool")(CORE_MODES[cores], threads)
 
 

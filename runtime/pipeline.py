@@ -1,8 +1,9 @@
-"""One frame through the kit: pre-process, infer (plus flip), merge maps, group, map back."""
+"""One frame through the kit, as three stages: pre-process, infer (plus flip), decode (merge maps,
+group, map back); and the per-stage timing statistics."""
 
 from __future__ import annotations
 
-import time
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -24,24 +25,64 @@ class Prediction:
 
 
 @dataclass
-class StageTimes:
-    """Seconds spent per stage, accumulated over frames."""
+class StageStats:
+    """Per-frame seconds per stage, seconds spent waiting on queues, dropped frames.
 
-    totals: dict = field(default_factory=lambda: defaultdict(float))
+    Medians skip the first ``warmup`` frames of each stage (VM and JIT warm-up).
+    """
+
+    warmup: int = 2
+    samples: dict = field(default_factory=lambda: defaultdict(list))
+    waits: dict = field(default_factory=lambda: defaultdict(float))
     frames: int = 0
+    dropped: int = 0
+    wall: float = 0.0
+    finished: list = field(default_factory=list)  # perf_counter() as each frame is written
 
     def add(self, stage: str, seconds: float) -> None:
-        self.totals[stage] += seconds
+        self.samples[stage].append(seconds)
 
-    def summary(self, wall: float) -> str:
-        n = max(self.frames, 1)
-        parts = [f"{k} {v / n * 1e3:.1f} ms" for k, v in self.totals.items()]
-        fps = self.frames / wall if wall > 0 else 0.0
-        return f"{self.frames} frames, {fps:.2f} frames/s; per frame: " + ", ".join(parts)
+    def wait(self, stage: str, seconds: float) -> None:
+        self.waits[stage] += seconds
+
+    def steady_fps(self) -> float:
+        """Frames per second after the warm-up frames (all frames if there are too few)."""
+        t = self.finished[self.warmup:] if len(self.finished) > self.warmup + 1 else self.finished
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+    def median_ms(self, stage: str) -> float:
+        s = self.samples[stage]
+        s = s[self.warmup:] if len(s) > self.warmup else s
+        return statistics.median(s) * 1e3 if s else 0.0
+
+    def to_dict(self) -> dict:
+        wall = max(self.wall, 1e-9)
+        stages = {k: {"median_ms": round(self.median_ms(k), 3), "frames": len(v),
+                      "busy_pct": round(100 * sum(v) / wall, 1),
+                      "queue_wait_s": round(self.waits.get(k, 0.0), 3)}
+                  for k, v in self.samples.items()}
+        busy = sum(sum(v) for v in self.samples.values())
+        return {"frames": self.frames, "wall_s": round(self.wall, 3),
+                "frames_per_s": round(self.frames / wall, 3),
+                "steady_frames_per_s": round(self.steady_fps(), 3), "dropped_frames": self.dropped,
+                "warmup_frames_excluded": self.warmup,
+                "overlap": round(busy / wall, 2),  # > 1: stages ran at the same time
+                "stages": stages}
+
+    def table(self) -> str:
+        d = self.to_dict()
+        lines = [f"{d['frames']} frames in {d['wall_s']:.2f} s: {d['frames_per_s']:.2f} frames/s "
+                 f"({d['steady_frames_per_s']:.2f} after warm-up), dropped {d['dropped_frames']}, "
+                 f"stage overlap {d['overlap']:.2f}x",
+                 f"  {'stage':8s} {'median ms':>10s} {'busy %':>7s} {'queue wait s':>13s}"]
+        for k, s in d["stages"].items():
+            lines.append(f"  {k:8s} {s['median_ms']:>10.2f} {s['busy_pct']:>7.1f} "
+                         f"{s['queue_wait_s']:>13.2f}")
+        return "\n".join(lines)
 
 
 class Pipeline:
-    """Runs frames through an artifact with a decoding configuration."""
+    """Runs frames through an artifact with a decoding configuration, stage by stage."""
 
     def __init__(self, artifact: Artifact, config: DecodeConfig):
         self.artifact = artifact
@@ -50,26 +91,29 @@ class Pipeline:
         self.input_hw = meta.input_hw
         self.mean = meta["input"]["mean"]
         self.std = meta["input"]["std"]
-        self.times = StageTimes()
 
-    def __call__(self, image_bgr: np.ndarray, keep_raw: bool = False) -> Prediction:
-        meta, t = self.artifact.meta, time.perf_counter
-        t0 = t()
-        x, box = preprocess(image_bgr, self.input_hw, self.mean, self.std)
-        t1 = t()
+    def prepare(self, image_bgr: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """BGR image -> network input (1, 3, H, W) float32 and its letterbox."""
+        return preprocess(image_bgr, self.input_hw, self.mean, self.std)
+
+    def infer(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The network's outputs, and those of the mirrored input with flip test."""
         outputs = [self.artifact.infer(x)]
         if self.config.flip:
             outputs.append(self.artifact.infer(np.ascontiguousarray(x[:, :, :, ::-1])))
-        t2 = t()
+        return outputs
+
+    def decode(self, outputs, box: Letterbox, x: np.ndarray | None = None) -> Prediction:
+        """Merge the heads, group people, map them to the image; ``x`` is kept as raw."""
+        meta = self.artifact.meta
         heat, tags = merge_outputs(outputs, self.input_hw, meta.num_joints, meta["flip_index"],
                                    self.config.fast)
         people, scores = group_people(heat, tags, box, meta["joint_order"], self.config)
-        t3 = t()
-        self.times.add("pre", t1 - t0)
-        self.times.add("infer", t2 - t1)
-        self.times.add("group", t3 - t2)
-        self.times.frames += 1
         raw = None
-        if keep_raw:
+        if x is not None:
             raw = {"input": x, "output0": outputs[0][0], "output1": outputs[0][1]}
         return Prediction(people, scores, box, raw)
+
+    def __call__(self, image_bgr: np.ndarray, keep_raw: bool = False) -> Prediction:
+        x, box = self.prepare(image_bgr)
+        return self.decode(self.infer(x), box, x if keep_raw else None)

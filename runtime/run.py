@@ -16,7 +16,6 @@ if __package__ in (None, ""):  # run as a script: the checkout, not runtime/, le
 
 import argparse
 import logging
-import time
 
 from runtime import __version__
 from runtime.artifact import CORE_MODES
@@ -42,7 +41,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-people", type=int, default=30)
     p.add_argument("--threads", type=int, default=0, help="TVM worker threads (0: default)")
     p.add_argument("--cores", choices=list(CORE_MODES), default="default",
-                   help="pin TVM threads to the big or little cluster of a big.LITTLE board")
+                   help="pin TVM threads to the big or little cluster of a big.LITTLE board "
+                   "(the other stages then run on the remaining cores)")
+    p.add_argument("--pipeline", action=argparse.BooleanOptionalAction, default=None,
+                   help="run decode+pre-process, inference and grouping+writing as overlapping "
+                   "threads (default: on for videos, cameras and folders, off for one image)")
+    p.add_argument("--stats", type=Path, default=None,
+                   help="write per-stage timings (medians without warm-up, busy %%, queue waits, "
+                   "dropped frames) to this JSON file")
     p.add_argument("--no-render", action="store_true", help="write JSON only")
     p.add_argument("--save-raw", action="store_true",
                    help="write the pre-processed input and both raw outputs to raw/<frame>.npz")
@@ -56,13 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from runtime.artifact import Artifact, configure_threads
+    from runtime.artifact import Artifact, check_threads, configure_threads
     from runtime.pipeline import Pipeline
+    from runtime.placement import plan
+    from runtime.results import write_json_atomic
     from runtime.sources import open_source
+    from runtime.stages import Runner, StageError
     from runtime.writer import Writer
 
     try:
-        configure_threads(args.threads, args.cores)
+        check_threads(args.threads, args.cores)  # applied by the thread that runs the VM
         artifact = Artifact(args.model)
         source = open_source(args.input, args.max_frames)
         args.output.mkdir(parents=True, exist_ok=True)
@@ -79,34 +88,47 @@ def main(argv: list[str] | None = None) -> int:
     config = DecodeConfig(flip=args.flip, fast=args.fast, adjust=not args.no_adjust,
                           refine=not args.no_refine, detection_threshold=args.detection_threshold,
                           tag_threshold=args.tag_threshold, max_people=args.max_people)
-    pipeline = Pipeline(artifact, config)
+    pipelined = args.pipeline if args.pipeline is not None else source.kind != "image"
+    placement = plan(args.cores, args.threads) if pipelined else None
+    print(f"stages {'pipelined' if pipelined else 'serial'}"
+          + (f"; {placement.description}" if placement else ""))
     writer = Writer(args.output, source, meta["skeleton"], banner, render=not args.no_render,
                     save_raw=args.save_raw, progress=not args.quiet)
     failures = []
-    start = time.perf_counter()
+
+    def sink(frame, pred) -> bool:
+        if pred is None:
+            print(f"skipped: {frame.error}", file=sys.stderr)
+            failures.append(frame.error)
+            writer.advance()
+            return True
+        return writer.write(frame, pred)
+
+    runner = Runner(Pipeline(artifact, config), source, sink, keep_raw=args.save_raw,
+                    placement=placement,
+                    setup_infer=lambda: configure_threads(args.threads, args.cores))
+    status = 0
     try:
-        for frame in source.frames:
-            if frame.image is None:
-                print(f"skipped: {frame.error}", file=sys.stderr)
-                failures.append(frame.error)
-                writer.advance()
-                continue
-            pred = pipeline(frame.image, keep_raw=args.save_raw)
-            t0 = time.perf_counter()
-            if not writer.write(frame, pred):
-                break
-            pipeline.times.add("render", time.perf_counter() - t0)
+        runner.run_pipelined() if pipelined else runner.run_serial()
+    except StageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        status = 1
+    except KeyboardInterrupt:
+        print("interrupted: stopping all stages; results so far are kept", file=sys.stderr)
+        status = 130
     finally:
         writer.close()
-    wall = time.perf_counter() - start
-    print(f"people {writer.people} in {pipeline.times.frames} frames -> {writer.json_path}")
-    print(f"timing {pipeline.times.summary(wall)}")
+    stats = runner.stats
+    print(f"people {writer.people} in {stats.frames} frames -> {writer.json_path}")
+    print("timing " + stats.table())
+    if args.stats:
+        write_json_atomic(args.stats, {"pipelined": pipelined, **stats.to_dict()}, indent=2)
     if banner:
         print(f"WARNING: {RANDOM_BANNER}")
-    if failures:
+    if failures and not status:
         print(f"error: {len(failures)} input(s) could not be read", file=sys.stderr)
-        return 1
-    return 0
+        status = 1
+    return status
 
 
 if __name__ == "__main__":

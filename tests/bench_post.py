@@ -1,6 +1,7 @@
-"""Post-processing benchmark: Numba kernels vs the slow reference, and run.py vs inference alone.
+"""Post-processing benchmark: Numba kernels vs the slow reference (clean and crowded maps), and
+run.py (serial and pipelined) vs inference alone, each in its own process.
 
-    python -m tests.bench_post [--artifact build/xs-host] [--repeats 5]
+    python -m tests.bench_post [--artifact build/xs-host] [--repeats 5] [--threads 1 2]
 
 Prints medians and ratios measured side by side in one run; nothing here is a test.
 """
@@ -8,7 +9,12 @@ Prints medians and ratios measured side by side in one run; nothing here is a te
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,7 +22,9 @@ import numpy as np
 
 from kernels import group
 from tests import reference_parser as ref
-from tests.synthetic import make_maps
+from tests.synthetic import crowded_maps, make_maps
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -28,62 +36,110 @@ def median_ms(fn, repeats: int) -> float:
     return statistics.median(times) * 1e3
 
 
+def _row(label: str, hm, tg, repeats: int) -> str:
+    found = len(group(hm, tg)[0])
+    t_ref = median_ms(lambda: ref.parse(hm, tg), max(1, repeats // 2))
+    t_nb = median_ms(lambda: group(hm, tg), repeats * 2)
+    return f"{label:>34} {found:>6} {t_ref:>13.1f} {t_nb:>9.2f} {t_ref / t_nb:>6.0f}x"
+
+
 def bench_kernels(repeats: int) -> None:
-    print(f"grouping, adjust+refine, J=14, L=1 (median of {repeats})")
-    print(f"{'maps':>8} {'people':>6} {'found':>6} {'reference ms':>13} {'numba ms':>9} {'ratio':>7}")
+    print(f"grouping, adjust+refine, J=14 (median of {repeats})")
+    print(f"{'maps':>34} {'found':>6} {'reference ms':>13} {'numba ms':>9} {'ratio':>7}")
     rng = np.random.default_rng(0)
     group(*make_maps(rng, 2, 14, 32, 32)[:2])  # JIT / cache load outside the timings
     for size in (256, 448):
         for n in (1, 5, 15, 30):
             hm, tg, _ = make_maps(rng, n, 14, size, size, sigma=size / 128)
-            found = len(group(hm, tg)[0])
-            t_ref = median_ms(lambda: ref.parse(hm, tg), max(1, repeats // 2))
-            t_nb = median_ms(lambda: group(hm, tg), repeats * 4)
-            print(f"{size:>5}^2 {n:>6} {found:>6} {t_ref:>13.1f} {t_nb:>9.2f} {t_ref / t_nb:>6.0f}x")
+            print(_row(f"clean {size}^2, {n} people, L=1", hm, tg, repeats))
+    for kw, label in ((dict(), "crowded"), (dict(net_like=True), "crowded net-like")):
+        hm, tg = crowded_maps(rng, 30, 14, 256, tag_dim=2, **kw)
+        print(_row(f"{label} 256^2, 30 people, L=2", hm, tg, repeats))
 
 
-def bench_end_to_end(artifact_dir: Path, frames: int) -> None:
-    from runtime.artifact import Artifact
-    from runtime.pipeline import Pipeline
-    from runtime.postprocess import DecodeConfig
-    from runtime.results import draw_people
-
-    artifact = Artifact(artifact_dir)
-    rng = np.random.default_rng(1)
+def make_video(path: Path, frames: int, size=(640, 480)) -> Path:
+    """Smooth random frames (random weights then find ~100 "people" per frame)."""
     import cv2
 
-    image = cv2.GaussianBlur((rng.random((480, 640, 3)) * 255).astype(np.uint8), (9, 9), 3)
-    pipe = Pipeline(artifact, DecodeConfig())
-    x = np.zeros(artifact.meta["input"]["shape"], np.float32)
-    for _ in range(2):  # warm-up: thread pool, JIT cache
-        pipe(image)
-        artifact.infer(x)
-    infer, full = [], []
-    for _ in range(frames):  # alternate so both see the same machine state
-        t0 = time.perf_counter()
-        artifact.infer(x)
-        infer.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        pred = pipe(image)
-        draw_people(image, pred.people, artifact.meta["skeleton"])
-        full.append(time.perf_counter() - t0)
-    fi, ff = 1 / statistics.median(infer), 1 / statistics.median(full)
-    meta = artifact.meta
-    print(f"\nend to end, {meta['model']} {meta.input_hw} {meta['target']['name']} "
-          f"({'untuned' if meta['tuning'] == 'untuned' else 'tuned'}, "
-          f"{'random' if meta.random_weights else 'trained'} weights, {len(pred.people)} people)")
-    print(f"inference only {fi:.2f} frames/s; run.py pipeline {ff:.2f} frames/s; ratio {ff / fi:.2f}")
+    rng = np.random.default_rng(1)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, size)
+    for _ in range(frames):
+        writer.write(cv2.GaussianBlur((rng.random((size[1], size[0], 3)) * 255).astype(np.uint8),
+                                      (9, 9), 3))
+    writer.release()
+    return path
+
+
+_INFER_ONLY = """
+import json, sys, time, numpy as np
+from runtime.artifact import Artifact, configure_threads
+configure_threads(int(sys.argv[2]))
+a = Artifact(sys.argv[1])
+x = np.zeros(a.meta["input"]["shape"], np.float32)
+for _ in range(3): a.infer(x)
+t = []
+for _ in range(int(sys.argv[3])):
+    t0 = time.perf_counter(); a.infer(x); t.append(time.perf_counter() - t0)
+print(json.dumps(t))
+"""
+
+
+def _infer_fps(artifact: Path, threads: int, frames: int) -> float:
+    out = subprocess.run([sys.executable, "-c", _INFER_ONLY, str(artifact), str(threads), str(frames)],
+                         cwd=REPO, capture_output=True, text=True, check=True)
+    return 1 / statistics.median(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _run_py(artifact: Path, video: Path, threads: int, pipeline: bool, work: Path) -> dict:
+    stats = work / f"stats-{threads}-{pipeline}.json"
+    subprocess.run([sys.executable, str(REPO / "runtime" / "run.py"), "--model", str(artifact),
+                    "--input", str(video), "--output", str(work / "out"), "--threads", str(threads),
+                    "--pipeline" if pipeline else "--no-pipeline", "--stats", str(stats), "--quiet"],
+                   cwd=REPO, capture_output=True, text=True, check=True, env=dict(os.environ))
+    return json.loads(stats.read_text())
+
+
+def bench_end_to_end(artifact: Path, frames: int, threads_list: list[int], rounds: int) -> None:
+    meta = json.loads((artifact / "metadata.json").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        video = make_video(work / "crowd.mp4", frames)
+        print(f"\nend to end, {meta['model']} {meta['input']['shape'][2:]} {meta['target']['name']} "
+              f"({'untuned' if meta['tuning'] == 'untuned' else 'tuned'}, "
+              f"{meta['weights']['source']} weights), {frames}-frame 640x480 video, "
+              f"frames/s after warm-up, median of {rounds} alternating rounds")
+        for threads in threads_list:
+            fps = {"infer": [], "serial": [], "pipelined": []}
+            last = {}
+            for _ in range(rounds):  # alternate processes so all see the same machine state
+                fps["infer"].append(_infer_fps(artifact, threads, frames))
+                for name, pipe in (("serial", False), ("pipelined", True)):
+                    last[name] = _run_py(artifact, video, threads, pipe, work)
+                    fps[name].append(last[name]["steady_frames_per_s"])
+            med = {k: statistics.median(v) for k, v in fps.items()}
+            print(f"--threads {threads}: inference only {med['infer']:.2f}, run.py serial "
+                  f"{med['serial']:.2f} ({med['serial'] / med['infer']:.2f}x), pipelined "
+                  f"{med['pipelined']:.2f} ({med['pipelined'] / med['infer']:.2f}x)")
+            for name in ("serial", "pipelined"):
+                stages = last[name]["stages"]
+                print(f"    {name:9s} " + ", ".join(
+                    f"{k} {s['median_ms']:.1f} ms ({s['busy_pct']:.0f}% busy, wait {s['queue_wait_s']:.1f} s)"
+                    for k, s in stages.items()) + f"; overlap {last[name]['overlap']:.2f}x")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m tests.bench_post", description=__doc__.splitlines()[0])
     p.add_argument("--artifact", type=Path, default=Path("build/xs-host"))
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--frames", type=int, default=10)
+    p.add_argument("--frames", type=int, default=40)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--no-kernels", action="store_true", help="end-to-end part only")
     args = p.parse_args()
-    bench_kernels(args.repeats)
+    if not args.no_kernels:
+        bench_kernels(args.repeats)
     if (args.artifact / "metadata.json").is_file():
-        bench_end_to_end(args.artifact, args.frames)
+        bench_end_to_end(args.artifact.resolve(), args.frames, args.threads, args.rounds)
     else:
         print(f"\n(no artifact at {args.artifact}: build one with make compile TARGET=host)")
 

@@ -13,15 +13,18 @@ def test_bench_prints_every_engine_and_a_plot(tmp_path):
     res = run_cli("-m", "compile", "bench", "--input-size", "64x64", "--repeats", "2", "--rounds",
                   "1", "--workdir", str(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
-    for engine in ("tvm-tuned", "tvm-untuned", "onnxruntime", "pytorch"):
+    for engine in ("tvm-tuned", "tvm-untuned", "onnxruntime", "openvino", "ncnn", "pytorch"):
         assert engine in res.stdout
-    assert "1.00x" in res.stdout  # ONNX Runtime is the reference column
+    assert "1.00x" in res.stdout  # the fastest of ONNX Runtime / OpenVINO is the reference
+    assert "compute bound" in res.stdout and "GMAC/s" in res.stdout
     assert (tmp_path / "bench-xs-64x64.png").stat().st_size > 1000
 
 
 def test_bench_post_prints_ratios(xs_host_artifact):
-    res = run_cli("-m", "tests.bench_post", "--repeats", "1", "--frames", "1", "--artifact",
-                  str(xs_host_artifact))
+    res = run_cli("-m", "tests.bench_post", "--repeats", "1", "--frames", "4", "--rounds", "1",
+                  "--threads", "1", "--artifact", str(xs_host_artifact))
     assert res.returncode == 0, res.stderr[-3000:]
-    assert res.stdout.count("x\n") >= 8  # 2 sizes x 4 people counts, each with a ratio
-    assert "inference only" in res.stdout and "run.py pipeline" in res.stdout
+    assert res.stdout.count("x\n") >= 10  # 8 clean + 2 crowded map sets, each with a ratio
+    assert "crowded 256^2, 30 people, L=2" in res.stdout
+    assert "inference only" in res.stdout and "pipelined" in res.stdout
+    assert "overlap" in res.stdout

@@ -1,0 +1,226 @@
+"""Running frames through the pipeline: one after another, or as three threads joined by bounded
+queues (source: decode + pre-process; infer: the TVM VM; post: decode maps, group, write).
+
+Both runs hand the writer the same predictions in the same order. A camera source never waits
+for a slow consumer: when its queue is full the oldest pending frame is dropped (and counted);
+a file source waits. A stage that fails, or Ctrl-C, stops every stage within about a second
+(``POLL`` plus one frame of work), and what was finished is still written by the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .pipeline import Pipeline, StageStats
+from .placement import Placement, pin_current_thread
+from .preprocess import Letterbox
+from .sources import Frame, Source
+
+logger = logging.getLogger(__name__)
+
+POLL = 0.1  # seconds between checks of the stop flag while blocked on a queue
+QUEUE_SIZE = 2
+_DONE = object()
+
+
+@dataclass
+class Job:
+    """One frame moving through the stages."""
+
+    frame: Frame
+    x: np.ndarray | None = None
+    box: Letterbox | None = None
+    outputs: list | None = None
+
+
+class StageError(RuntimeError):
+    """A stage failed; ``stage`` names it and the original error is the cause."""
+
+    def __init__(self, stage: str, err: BaseException):
+        super().__init__(f"the {stage} stage failed: {type(err).__name__}: {err}")
+        self.stage = stage
+
+
+Sink = Callable[[Frame, object], bool]  # (frame, Prediction or None if unreadable) -> go on?
+
+
+class Runner:
+    """Runs ``source`` through ``pipeline`` into ``sink``; ``stats`` collects the timings."""
+
+    def __init__(self, pipeline: Pipeline, source: Source, sink: Sink, keep_raw: bool = False,
+                 placement: Placement | None = None, setup_infer: Callable[[], None] | None = None):
+        self.pipeline, self.source, self.sink = pipeline, source, sink
+        self.keep_raw = keep_raw
+        self.placement = placement or Placement((), (), "")
+        self.setup_infer = setup_infer or (lambda: None)
+        self.stats = StageStats()
+        self._halt = threading.Event()  # the source stops producing (a later stage failed)
+        self._stop = threading.Event()  # every stage stops now (post failed, Ctrl-C, the end)
+        self._error: StageError | None = None
+
+    # --- the stages' work, shared by both runs -------------------------------------------------
+    def _source_step(self, frames) -> Job | None:
+        t0 = time.perf_counter()
+        frame = next(frames, None)
+        if frame is None:
+            return None
+        t1 = time.perf_counter()
+        job = Job(frame)
+        if frame.image is not None:
+            job.x, job.box = self.pipeline.prepare(frame.image)
+            self.stats.add("decode", t1 - t0)
+            self.stats.add("pre", time.perf_counter() - t1)
+        return job
+
+    def _infer_step(self, job: Job) -> None:
+        if job.x is not None:
+            t0 = time.perf_counter()
+            job.outputs = self.pipeline.infer(job.x)
+            self.stats.add("infer", time.perf_counter() - t0)
+
+    def _post_step(self, job: Job) -> bool:
+        if job.outputs is None:
+            return self.sink(job.frame, None)
+        t0 = time.perf_counter()
+        pred = self.pipeline.decode(job.outputs, job.box, job.x if self.keep_raw else None)
+        t1 = time.perf_counter()
+        go_on = self.sink(job.frame, pred)
+        self.stats.add("group", t1 - t0)
+        t2 = time.perf_counter()
+        self.stats.add("write", t2 - t1)
+        self.stats.finished.append(t2)
+        self.stats.frames += 1
+        return go_on
+
+    # --- serial ----------------------------------------------------------------------------
+    def run_serial(self) -> StageStats:
+        start = time.perf_counter()
+        self.setup_infer()
+        frames = iter(self.source.frames)
+        stage = "source"
+        try:
+            while (job := self._source_step(frames)) is not None:
+                stage = "infer"
+                self._infer_step(job)
+                stage = "post"
+                if not self._post_step(job):
+                    break
+                stage = "source"
+        except Exception as err:
+            raise StageError(stage, err) from err
+        finally:
+            self.stats.wall = time.perf_counter() - start
+        return self.stats
+
+    # --- pipelined ---------------------------------------------------------------------------
+    def _put(self, q: queue.Queue, item, stage: str, drop_oldest: bool = False,
+             until: threading.Event | None = None) -> bool:
+        until = until or self._stop
+        t0 = time.perf_counter()
+        try:
+            while not until.is_set() and not self._stop.is_set():
+                if drop_oldest and item is not _DONE:
+                    try:
+                        q.put_nowait(item)
+                        return True
+                    except queue.Full:
+                        try:
+                            q.get_nowait()
+                            self.stats.dropped += 1
+                        except queue.Empty:
+                            pass
+                        continue
+                try:
+                    q.put(item, timeout=POLL)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+        finally:
+            self.stats.wait(stage, time.perf_counter() - t0)
+
+    def _get(self, q: queue.Queue, stage: str):
+        t0 = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                try:
+                    return q.get(timeout=POLL)
+                except queue.Empty:
+                    continue
+            return _DONE
+        finally:
+            self.stats.wait(stage, time.perf_counter() - t0)
+
+    def _guard(self, stage: str, body: Callable[[], None], downstream: queue.Queue):
+        """Run a stage thread; if it fails, record the error, stop the source and let the later
+        stages finish the frames already handed to them."""
+        def run() -> None:
+            try:
+                body()
+            except BaseException as err:  # handed to the main thread, which raises it
+                if self._error is None:
+                    self._error = StageError(stage, err)
+                    self._error.__cause__ = err
+                self._halt.set()
+                self._put(downstream, _DONE, stage)
+        return run
+
+    def _source_thread(self, out: queue.Queue) -> None:
+        pin_current_thread(self.placement.other)
+        frames = iter(self.source.frames)
+        drop = self.source.kind == "camera"
+        while not self._halt.is_set():
+            job = self._source_step(frames)
+            if not self._put(out, _DONE if job is None else job, "source", drop, self._halt):
+                return
+            if job is None:
+                return
+
+    def _infer_thread(self, inp: queue.Queue, out: queue.Queue) -> None:
+        pin_current_thread(self.placement.infer)
+        self.setup_infer()  # TVM's thread pool belongs to the thread that calls the VM
+        while (job := self._get(inp, "infer")) is not _DONE:
+            self._infer_step(job)
+            if not self._put(out, job, "infer"):
+                return
+        self._put(out, _DONE, "infer")
+
+    def run_pipelined(self) -> StageStats:
+        """Three threads; the calling thread runs the post stage (and so the writer)."""
+        pin_current_thread(self.placement.other)
+        q_src, q_inf = queue.Queue(QUEUE_SIZE), queue.Queue(QUEUE_SIZE)
+        threads = [
+            threading.Thread(target=self._guard("source", lambda: self._source_thread(q_src), q_src),
+                             name="litepose-source", daemon=True),
+            threading.Thread(target=self._guard("infer", lambda: self._infer_thread(q_src, q_inf),
+                                                q_inf), name="litepose-infer", daemon=True),
+        ]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        try:
+            while (job := self._get(q_inf, "post")) is not _DONE:
+                if not self._post_step(job):
+                    break
+        except BaseException as err:
+            if not isinstance(err, KeyboardInterrupt) and self._error is None:
+                self._error = StageError("post", err)
+                self._error.__cause__ = err
+            if isinstance(err, KeyboardInterrupt):
+                raise
+        finally:
+            self._halt.set()
+            self._stop.set()
+            for t in threads:
+                t.join(timeout=1.0)
+            self.stats.wall = time.perf_counter() - start
+        if self._error is not None:
+            raise self._error
+        return self.stats

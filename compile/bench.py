@@ -1,4 +1,5 @@
-"""Side-by-side latency benchmark: TVM (tuned and untuned), ONNX Runtime and PyTorch.
+"""Side-by-side latency benchmark: TVM (tuned and untuned) against every engine a user would pick
+instead on a CPU: ONNX Runtime, OpenVINO, ncnn (converted with pnnx) and PyTorch.
 
 Each engine runs in its own process (their thread pools spin after work and distort each other
 in one process); processes alternate A B C D A B C D over several rounds on the same input with
@@ -21,7 +22,8 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-ENGINES = ("tvm-tuned", "tvm-untuned", "onnxruntime", "pytorch")
+ENGINES = ("tvm-tuned", "tvm-untuned", "onnxruntime", "openvino", "ncnn", "pytorch")
+BASELINES = ("onnxruntime", "openvino")  # the goal ratio is against the fastest of these
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,30 @@ def worker(engine: str, path: str, shape: list[int], threads: int, warmup: int, 
         sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
         return _timed(lambda: sess.run(None, {name: x}), warmup, repeats)
+    if engine == "openvino":
+        import openvino as ov
+
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(path), "CPU", {
+            "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "f32"})
+        request = compiled.create_infer_request()
+        return _timed(lambda: request.infer({0: x}), warmup, repeats)
+    if engine == "ncnn":
+        import ncnn
+
+        net = ncnn.Net()
+        net.opt.num_threads = threads
+        net.opt.use_vulkan_compute = False
+        net.load_param(f"{path}.ncnn.param")
+        net.load_model(f"{path}.ncnn.bin")
+
+        def run():
+            ex = net.create_extractor()
+            ex.input("in0", ncnn.Mat(x, batch_index=0).clone())
+            return ex.extract("out0")[1], ex.extract("out1")[1]
+
+        return _timed(run, warmup, repeats)
     if engine == "pytorch":
         import torch
 
@@ -76,6 +102,24 @@ def worker(engine: str, path: str, shape: list[int], threads: int, warmup: int, 
         with torch.inference_mode():
             return _timed(lambda: model(xt), warmup, repeats)
     raise ValueError(f"unknown engine {engine!r}; valid choices: {', '.join(ENGINES)}")
+
+
+def export_ncnn(model, size: tuple[int, int], folder: Path) -> Path:
+    """ncnn's ``model.ncnn.{param,bin}`` through pnnx (a TorchScript trace of ``model``)."""
+    import pnnx
+
+    from .frontend import example_input
+
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = os.dup(1)  # pnnx prints its whole graph from C++: silence file descriptor 1
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            pnnx.export(model, str(folder / "model.pt"), (example_input(size),))
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    return folder / "model.ncnn.param"
 
 
 def prepare(args: BenchArgs) -> tuple[dict[str, str], list[int], dict]:
@@ -97,8 +141,10 @@ def prepare(args: BenchArgs) -> tuple[dict[str, str], list[int], dict]:
     loaded = load_model(spec, get_dataset("crowdpose"))
     export_onnx(loaded.fused, size, work / "model.onnx")
     torch.save(loaded.fused, work / "model.pt")
+    export_ncnn(loaded.fused, size, work / "ncnn")
     paths = {"tvm-tuned": str(work / "tvm-tuned"), "tvm-untuned": str(work / "tvm-untuned"),
-             "onnxruntime": str(work / "model.onnx"), "pytorch": str(work / "model.pt")}
+             "onnxruntime": str(work / "model.onnx"), "openvino": str(work / "model.onnx"),
+             "ncnn": str(work / "ncnn" / "model"), "pytorch": str(work / "model.pt")}
     return paths, [1, 3, *size], tuned.metadata
 
 
@@ -120,16 +166,40 @@ def run(args: BenchArgs) -> tuple[dict[str, list[float]], dict]:
     return times, meta
 
 
-def table(times: dict[str, list[float]]) -> str:
-    """Medians, spread and ratios to ONNX Runtime."""
-    base = statistics.median(times["onnxruntime"])
+def compute_bound(threads: int) -> tuple[float, str]:
+    """This machine's fp32 FMA peak in GMAC/s and how it was computed (x86: AVX-512 or AVX2)."""
+    mhz, flags = 0.0, ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz") and not mhz:
+                mhz = float(line.split(":")[1])
+            elif line.startswith("flags") and not flags:
+                flags = line
+    except (OSError, ValueError):
+        pass
+    lanes = 16 if " avx512f" in flags else 8 if " avx2" in flags else 4
+    fma = 2 if " fma" in flags else 1
+    peak = threads * fma * lanes * mhz / 1e3
+    return peak, (f"{threads} cores x {fma} FMA units x {lanes} fp32 lanes "
+                  f"({'AVX-512' if lanes == 16 else 'AVX2' if lanes == 8 else 'SSE'}) x "
+                  f"{mhz / 1e3:.2f} GHz")
+
+
+def table(times: dict[str, list[float]], macs: float, threads: int) -> str:
+    """Medians, spread, ratio to the fastest baseline engine, MAC throughput vs the bound."""
+    fastest = min((e for e in BASELINES if e in times), key=lambda e: statistics.median(times[e]))
+    base = statistics.median(times[fastest])
+    peak, how = compute_bound(threads)
     rows = [f"{'engine':12s} {'median ms':>10s} {'p10 ms':>8s} {'p90 ms':>8s} {'runs':>5s} "
-            f"{'vs ORT':>7s}"]
+            f"{'vs ' + fastest:>16s} {'GMAC/s':>7s} {'% bound':>8s}"]
     for engine, ts in times.items():
         q = statistics.quantiles(ts, n=10) if len(ts) >= 2 else [ts[0]] * 9
         med = statistics.median(ts)
+        rate = macs / med / 1e9
         rows.append(f"{engine:12s} {med * 1e3:10.2f} {q[0] * 1e3:8.2f} {q[-1] * 1e3:8.2f} "
-                    f"{len(ts):5d} {med / base:6.2f}x")
+                    f"{len(ts):5d} {med / base:15.2f}x {rate:7.1f} "
+                    f"{100 * rate / peak if peak else 0:7.1f}%")
+    rows.append(f"compute bound ~{peak:.0f} GMAC/s: {how}; {macs / 1e9:.3f} G true MACs per frame")
     return "\n".join(rows)
 
 
@@ -141,8 +211,8 @@ def plot(times: dict[str, list[float]], path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     meds = [statistics.median(t) * 1e3 for t in times.values()]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    bars = ax.bar(list(times), meds, color=["#2a7", "#999", "#36c", "#c63"])
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    bars = ax.bar(list(times), meds, color=["#2a7", "#999", "#36c", "#639", "#c93", "#c63"])
     ax.bar_label(bars, fmt="%.1f ms")
     ax.set_yscale("log")
     ax.set_ylabel("median latency (ms, log)")

@@ -30,6 +30,7 @@ class DeployArgs:
     repeat: int = 10
     session_timeout: int = 600
     rtol: float = 1e-4  # tolerance: rtol * max(1, max |reference|)
+    compare_untuned: bool = True  # a tuned or transferred artifact is also timed untuned
 
 
 @dataclass
@@ -40,10 +41,39 @@ class DeployResult:
     emulated: bool
     board: str
     weights: dict
+    schedules: str = "untuned"  # "untuned", "tuned for <target>" or "transferred from <target>"
+    untuned_ms: float | None = None  # the same network without schedules, on the same board
+    untuned_err: float | None = None
 
     @property
     def passed(self) -> bool:
-        return self.max_abs_err <= self.tolerance
+        return self.max_abs_err <= self.tolerance and (
+            self.untuned_err is None or self.untuned_err <= self.tolerance)
+
+
+def describe_schedules(meta: dict) -> str:
+    """How the artifact was scheduled, from its metadata."""
+    tuning = meta["tuning"]
+    if tuning == "untuned":
+        return "untuned"
+    if tuning.get("transferred"):
+        return f"transferred from {tuning['schedules_from']}"
+    return f"tuned for {meta['target']['name']}"
+
+
+def untuned_twin(folder: Path, meta: dict) -> Path:
+    """Build (once) the same model, size, weights and target without any schedules."""
+    twin = folder.parent / f"{folder.name}-untuned"
+    if (twin / "metadata.json").is_file():
+        old = json.loads((twin / "metadata.json").read_text())
+        if old["weights"]["sha256"] == meta["weights"]["sha256"] and old["tuning"] == "untuned":
+            return twin
+    h, w = meta["input"]["shape"][2:]
+    weights = meta["weights"]
+    build(BuildArgs(model=meta["model"], target=meta["target"]["name"], output=twin,
+                    dataset=meta["dataset"], checkpoint=weights.get("path"), seed=weights.get("seed") or 0,
+                    input_size=f"{h}x{w}", tuning_logs=twin / "no-tuning-logs", transfer=False))
+    return twin
 
 
 def default_artifact(model: str, target: str, input_size: str | None) -> Path:
@@ -129,15 +159,30 @@ def deploy(args: DeployArgs) -> DeployResult:
     check_tracker(tracker)
     x, refs = host_reference(meta)
     start = time.perf_counter()
+    outs, secs = _remote(tracker, meta, folder, x, args.repeat, args.session_timeout)
+    logger.info("remote run took %.1f s", time.perf_counter() - start)
+    scale = max(1.0, *(float(np.abs(r).max()) for r in refs))
+    result = DeployResult(_max_err(outs, refs), args.rtol * scale, statistics.median(secs) * 1e3,
+                          is_virtual_board(tracker), f"{tracker.key}@{tracker.host}:{tracker.port}",
+                          meta["weights"], describe_schedules(meta))
+    if args.compare_untuned and meta["tuning"] != "untuned":
+        twin = untuned_twin(folder, meta)
+        twin_meta = check_artifact(twin, preset.name)
+        outs, secs = _remote(tracker, twin_meta, twin, x, args.repeat, args.session_timeout)
+        result.untuned_ms = statistics.median(secs) * 1e3
+        result.untuned_err = _max_err(outs, refs)
+    return result
+
+
+def _max_err(outs, refs) -> float:
+    return max(float(np.abs(o - r).max()) for o, r in zip(outs, refs, strict=True))
+
+
+def _remote(tracker: Tracker, meta: dict, folder: Path, x, repeat: int, session_timeout: int):
+    """``run_remote`` with a failure message that names the tracker check."""
     try:
-        outs, secs = run_remote(tracker, meta, folder, x, args.repeat, args.session_timeout)
+        return run_remote(tracker, meta, folder, x, repeat, session_timeout)
     except Exception as err:  # RPC failures surface as TVM errors of many kinds
         raise RuntimeError(f"the board {tracker.key!r} failed during deploy ({type(err).__name__}: "
                            f"{str(err).splitlines()[0] if str(err) else ''}); check the tracker "
                            f"with: {tracker.query_command()}") from err
-    logger.info("remote run took %.1f s", time.perf_counter() - start)
-    err = max(float(np.abs(o - r).max()) for o, r in zip(outs, refs, strict=True))
-    scale = max(1.0, *(float(np.abs(r).max()) for r in refs))
-    return DeployResult(err, args.rtol * scale, statistics.median(secs) * 1e3,
-                        is_virtual_board(tracker), f"{tracker.key}@{tracker.host}:{tracker.port}",
-                        meta["weights"])

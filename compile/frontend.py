@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .deconv import DECONV_FORMS, CompiledLitePose
 from .litepose import LitePose
 from .models import Dataset, ModelSpec
 from .weights import WeightsInfo, fuse_bn, init_random, load_checkpoint
@@ -17,6 +18,12 @@ logger = logging.getLogger(__name__)
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("heatmaps_tags_s4", "heatmaps_s2")
+# The head's deconvs become one stride-1 conv per fusion level (compile/deconv.py). Measured on
+# the host after tuning both forms: see the README ("Why the head is rewritten").
+DECONV_FORM = "phase"
+# The graph MetaSchedule sees; tuning databases record it, and a build skips databases of any
+# other (their workloads belong to a graph that no longer exists). Bump on any graph change.
+GRAPH_VERSION = f"2:deconv-{DECONV_FORM}-merged:layout-free-weights"
 
 
 @dataclass
@@ -26,20 +33,24 @@ class LoadedModel:
     spec: ModelSpec
     dataset: Dataset
     model: torch.nn.Module  # eval mode, BN as trained
-    fused: torch.nn.Module  # BN folded into the convs: what is exported
+    fused: torch.nn.Module  # BN folded into the convs (what other engines are given)
+    compiled: torch.nn.Module  # ... with exact stride-1 deconvs: what TVM compiles
     weights: WeightsInfo
 
 
 def load_model(spec: ModelSpec, dataset: Dataset, checkpoint: str | Path | None = None,
-               seed: int = 0) -> LoadedModel:
+               seed: int = 0, deconv_form: str = DECONV_FORM) -> LoadedModel:
     """Build a variant, load ``checkpoint`` strictly or draw seeded random weights."""
+    if deconv_form not in DECONV_FORMS:
+        raise ValueError(f"unknown deconv form {deconv_form!r}; valid choices: {', '.join(DECONV_FORMS)}")
     model = LitePose(spec.arch(), dataset.num_joints)
     if checkpoint is None:
         weights = init_random(model, seed)
     else:
         weights = load_checkpoint(model, checkpoint)
     model.eval()
-    return LoadedModel(spec, dataset, model, fuse_bn(model), weights)
+    fused = fuse_bn(model)
+    return LoadedModel(spec, dataset, model, fused, CompiledLitePose(fused, deconv_form).eval(), weights)
 
 
 def example_input(size: tuple[int, int], seed: int = 0) -> torch.Tensor:
@@ -84,11 +95,11 @@ FRONTENDS = ("torch", "onnx")
 
 def import_relax(loaded: LoadedModel, size: tuple[int, int], frontend: str = "torch",
                  workdir: str | Path | None = None):
-    """Import ``loaded.fused`` into Relax through ``frontend`` ("torch" or "onnx")."""
+    """Import ``loaded.compiled`` into Relax through ``frontend`` ("torch" or "onnx")."""
     if frontend == "torch":
-        return import_exported_program(loaded.fused, size)
+        return import_exported_program(loaded.compiled, size)
     if frontend == "onnx":
         if workdir is None:
             raise ValueError("the onnx frontend needs a workdir for the .onnx file")
-        return import_onnx(export_onnx(loaded.fused, size, Path(workdir) / "model.onnx"), size)
+        return import_onnx(export_onnx(loaded.compiled, size, Path(workdir) / "model.onnx"), size)
     raise ValueError(f"unknown frontend {frontend!r}; valid choices: {', '.join(FRONTENDS)}")

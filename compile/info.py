@@ -7,8 +7,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .deconv import CompiledLitePose
+from .frontend import DECONV_FORM
 from .litepose import LitePose
 from .models import Dataset, ModelSpec
+from .weights import fuse_bn
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,8 @@ class ModelStats:
     params: int  # conv weights + BN gamma/beta
     true_macs: int  # conv + deconv multiply-accumulates, deconv per input pixel
     ptflops_macs: int  # the paper's convention: deconv per output pixel, BN 2/elem, ReLU 1/elem
+    compiled_macs: int  # what the graph TVM compiles does (exact stride-1 deconvs, compile/deconv.py)
+    zero_dilated_macs: int  # what TVM's own conv2d_transpose lowering would do (4x per deconv)
     output_shapes: tuple[tuple[int, ...], ...]
 
 
@@ -53,4 +58,25 @@ def model_stats(spec: ModelSpec, dataset: Dataset, size: tuple[int, int]) -> Mod
     outputs = model(torch.zeros(1, 3, *size))
     for h in handles:
         h.remove()
-    return ModelStats(count_params(model), true, ptf, tuple(tuple(o.shape) for o in outputs))
+    deconv = sum(x for x in _conv_macs(model, size, nn.ConvTranspose2d))
+    compiled = CompiledLitePose(fuse_bn(model), DECONV_FORM).eval()
+    return ModelStats(count_params(model), true, ptf, sum(_conv_macs(compiled, size, nn.Conv2d)),
+                      true + 3 * deconv, tuple(tuple(o.shape) for o in outputs))
+
+
+def _conv_macs(model: nn.Module, size: tuple[int, int], kind: type) -> list[int]:
+    """Per-call MACs of every ``kind`` module (deconvs counted per input pixel)."""
+    macs: list[int] = []
+
+    def hook(module, inputs, output) -> None:
+        if type(module) is nn.ConvTranspose2d:
+            k = module.weight[0, 0].numel()
+            macs.append(inputs[0][0, 0].numel() * module.in_channels * module.out_channels * k)
+        else:
+            macs.append(output[0].numel() * module.weight[0].numel())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if type(m) is kind]
+    model(torch.zeros(1, 3, *size))
+    for h in handles:
+        h.remove()
+    return macs

@@ -126,7 +126,7 @@ def tune(args: TuneArgs) -> TuneResult:
     """Tune one model for one target; records go to ``tuning_logs`` as they are measured."""
     from tvm.s_tir import meta_schedule as ms
 
-    from .frontend import import_relax, load_model
+    from .frontend import GRAPH_VERSION, import_relax, load_model
     from .progress import ProgressCallback, best_in_database, plot_history
     from .scheduler import EagerGradientScheduler
     from .tunedb import TuningDatabase
@@ -136,10 +136,10 @@ def tune(args: TuneArgs) -> TuneResult:
     work_dir = args.work_dir or REPO_ROOT / "build" / f"tune-{preset.name}-{spec.name}-{size[0]}x{size[1]}"
     work_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    database = TuningDatabase(db_dir, writable=True, graph=GRAPH_VERSION)  # refuses another graph
     target = preset.tvm_target()
     loaded = load_model(spec, dataset)  # the tasks do not depend on the weights
     mod = lower_for_tuning(import_relax(loaded, size, "torch", workdir=work_dir), target)
-    database = TuningDatabase(db_dir, writable=True)
     result = TuneResult(db_dir, [], records_before=database.report.records,
                         skipped_lines=list(database.report.skipped))
     history = {}  # tasks the database already measured: no warm-up batch for them
@@ -159,7 +159,8 @@ def tune(args: TuneArgs) -> TuneResult:
     )
     callback.close()
     result.records_after = len(TuningDatabase(db_dir, writable=False).get_all_tuning_records())
-    result.plot = plot_history(result, work_dir / "latency.png", f"{spec.name} {size[0]}x{size[1]} "
+    # the curve lives next to the database it describes (committed with it)
+    result.plot = plot_history(result, db_dir / "tuning-curve.png", f"{spec.name} {size[0]}x{size[1]} "
                                f"on {preset.name}")
     result.seconds = time.perf_counter() - start
     return result

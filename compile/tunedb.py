@@ -22,6 +22,16 @@ logger = logging.getLogger(__name__)
 
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
+GRAPH = "graph.json"  # {"graph": <compile.frontend.GRAPH_VERSION the records were tuned on>}
+
+
+def graph_version(db_dir: str | Path) -> str | None:
+    """The graph version a database was tuned on (``None``: not recorded, i.e. older)."""
+    path = Path(db_dir) / GRAPH
+    try:
+        return str(json.loads(path.read_text())["graph"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass
@@ -42,18 +52,64 @@ def _lines(path: Path):
                 yield number, line
 
 
+def _plain(obj):
+    """TVM JSON-style values as plain Python, index maps as their ``save_json`` string: what
+    TVM's own JSONDatabase writes (``TuningRecord.as_json`` rejects the index maps that
+    layout-rewriting schedules carry)."""
+    from tvm.ir import save_json
+    from tvm.tirx import FloatImm, IntImm
+    from tvm.tirx.function import IndexMap
+    from tvm_ffi import Array, Map
+
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    if isinstance(obj, IntImm | FloatImm):
+        return obj.value
+    if isinstance(obj, Array | list | tuple):
+        return [_plain(i) for i in obj]
+    if isinstance(obj, Map | dict):
+        return {_plain(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, IndexMap):
+        return save_json(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} into a tuning record")
+
+
+def record_json(record) -> list:
+    """A tuning record as the JSON value of its database line."""
+    from tvm.s_tir.meta_schedule import _ffi_api
+
+    return _plain(_ffi_api.TuningRecordAsJSON(record))
+
+
 @derived_object
 class TuningDatabase(PyDatabase):
     """An append-only, crash-tolerant MetaSchedule database backed by the two JSON files."""
 
-    def __init__(self, db_dir: str | Path, writable: bool = True):
+    def __init__(self, db_dir: str | Path, writable: bool = True, graph: str | None = None):
         super().__init__()
         self.db_dir = Path(db_dir)
         self.writable = writable
         self.inner = ms.database.MemoryDatabase()
         self.workloads: list[tuple[ms.database.Workload, int]] = []
         self.report = LoadReport()
+        if writable and graph is not None:
+            self._claim(graph)
         self._load()
+
+    def _claim(self, graph: str) -> None:
+        """Refuse to append to records of another graph; record ``graph`` in a new database."""
+        found = graph_version(self.db_dir)
+        has_records = (self.db_dir / RECORDS).is_file() and (self.db_dir / RECORDS).stat().st_size
+        if found == graph:
+            return
+        if has_records:
+            raise ValueError(f"tuning database {self.db_dir} holds records of graph "
+                             f"{found or 'unrecorded (an older kit)'}, not {graph!r}: move it aside "
+                             "(or delete it) to tune the current graph from scratch")
+        from runtime.results import write_json_atomic
+
+        self.db_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.db_dir / GRAPH, {"graph": graph}, indent=2)
 
     def _skip(self, path: Path, number: int, reason: str) -> None:
         entry = f"{path}:{number}: {reason}"
@@ -123,7 +179,7 @@ class TuningDatabase(PyDatabase):
 
     def commit_tuning_record(self, record) -> None:
         self.inner.commit_tuning_record(record)
-        self._append(RECORDS, [self._index_of(record.workload), record.as_json()])
+        self._append(RECORDS, [self._index_of(record.workload), record_json(record)])
 
     def get_top_k(self, workload, top_k: int):
         return self.inner.get_top_k(workload, top_k)
@@ -144,10 +200,13 @@ class TuningDatabase(PyDatabase):
         return len(self.inner)
 
 
-def target_databases(tuning_logs: Path, target: str) -> list[Path]:
-    """Every database folder under ``tuning_logs/<target>/`` (sorted)."""
+def target_databases(tuning_logs: Path, target: str, graph: str) -> tuple[list[Path], list[Path]]:
+    """Database folders under ``tuning_logs/<target>/`` (sorted): those tuned on ``graph``, and
+    the stale ones (another or an unrecorded graph) that a build must not apply."""
     root = Path(tuning_logs) / target
-    return sorted(p.parent for p in root.glob(f"*/{RECORDS}")) if root.is_dir() else []
+    found = sorted(p.parent for p in root.glob(f"*/{RECORDS}")) if root.is_dir() else []
+    current = [d for d in found if graph_version(d) == graph]
+    return current, [d for d in found if d not in current]
 
 
 @dataclass

@@ -143,3 +143,21 @@ def test_tuning_through_the_tracker_on_the_board(board_env, tmp_path):
     assert "4 trials, 0 failed" in res.stdout
     records = (tmp_path / "logs" / "rk3399" / "xs-64x64" / "database_tuning_record.json")
     assert len(records.read_text().splitlines()) == 4
+
+
+def test_a_transferred_build_keeps_parity_on_the_board(board_env, tmp_path):
+    """rk3399 has no database: the build applies host records and deploy compares it with the
+    untuned build on the same board."""
+    from compile.tune import tune
+    from tests.test_tune import tiny
+
+    tune(tiny(tmp_path, trials=4))  # host records for XS at 64x64
+    out = tmp_path / "xs-rk3399"
+    result = build(BuildArgs(model="xs", target="rk3399", output=out, input_size=SIZE,
+                             tuning_logs=tmp_path / "logs"))
+    tuning = result.metadata["tuning"]
+    assert tuning["transferred"] and tuning["schedules_from"] == "host"
+    res = deploy_cli(board_env, out)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "verdict     PASS" in res.stdout and "schedules   transferred from host" in res.stdout
+    assert "untuned" in res.stdout and "EMULATED latency ratio" in res.stdout

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from compile.build import BuildArgs, build
+from compile.targets import elf_machine
 from compile.tune import TuneArgs, tune
-from compile.tunedb import RECORDS, TuningDatabase
+from compile.tunedb import GRAPH, RECORDS, TuningDatabase
 from tests.conftest import REPO, run_cli
 from tests.rpc_helpers import free_port, loopback_board, stop_tree
 from tests.test_build import assert_parity, run_host_library, torch_reference
@@ -51,6 +52,52 @@ def test_local_tuning_changes_the_module_and_keeps_parity(tuned_logs, tmp_path):
     assert report["databases"][0]["path"].endswith("host/xs-64x64")
     assert untuned.library.read_bytes() != tuned.library.read_bytes()
     x, refs = torch_reference("xs", (64, 64))
+    assert_parity(run_host_library(tuned.library, x), refs)
+
+
+@pytest.mark.compile
+def test_arm_targets_reuse_host_schedules_labelled_as_transferred(tuned_logs, tmp_path):
+    moved = build(BuildArgs(model="xs", target="rk3399", output=tmp_path / "t", input_size=SIZE,
+                            tuning_logs=tuned_logs))
+    tuning = moved.metadata["tuning"]
+    assert tuning["transferred"] and tuning["schedules_from"] == "host"
+    assert tuning["databases"][0]["path"].endswith("host/xs-64x64")
+    assert elf_machine(moved.library) == "aarch64"
+    refused = build(BuildArgs(model="xs", target="rk3399", output=tmp_path / "u", input_size=SIZE,
+                              tuning_logs=tuned_logs, transfer=False))
+    assert refused.metadata["tuning"] == "untuned"
+    res = run_cli("-m", "compile", "build", "--model", "xs", "--target", "rk3399", "--input-size",
+                  SIZE, "--tuning-logs", str(tuned_logs), "--output", str(tmp_path / "cli"))
+    assert res.returncode == 0, res.stderr
+    assert "TRANSFERRED from host" in res.stdout
+    with pytest.raises(ValueError, match="cannot run on rk3399"):
+        build(BuildArgs(model="xs", target="rk3399", output=tmp_path / "g", input_size=SIZE,
+                        tuning_logs=tuned_logs, schedules_from="rk3399-mali"))
+
+
+@pytest.mark.compile
+def test_a_stale_database_is_reported_and_not_applied(tuned_logs, tmp_path):
+    logs = tmp_path / "logs"
+    shutil.copytree(tuned_logs / "host" / "xs-64x64", logs / "host" / "xs-64x64")
+    (logs / "host" / "xs-64x64" / GRAPH).unlink()  # as written by a kit before the graph change
+    result = build(BuildArgs(model="xs", target="host", output=tmp_path / "b", input_size=SIZE,
+                             tuning_logs=logs))
+    assert result.metadata["tuning"] == "untuned"
+    assert result.stale == [logs / "host" / "xs-64x64"]
+    res = run_cli("-m", "compile", "build", "--model", "xs", "--target", "host", "--input-size",
+                  SIZE, "--tuning-logs", str(logs), "--output", str(tmp_path / "cli"))
+    assert res.returncode == 0 and "STALE" in res.stdout
+    with pytest.raises(ValueError, match="holds records of graph unrecorded"):
+        tune(tiny(tmp_path, tuning_logs=logs))  # never appended to
+
+
+@pytest.mark.compile
+def test_a_larger_variant_tuned_keeps_parity(tmp_path):
+    tune(tiny(tmp_path, model="s", dataset="coco", trials=4))
+    tuned = build(BuildArgs(model="s", target="host", output=tmp_path / "t", dataset="coco",
+                            input_size=SIZE, tuning_logs=tmp_path / "logs"))
+    assert tuned.metadata["tuning"]["databases"][0]["tasks_covered"] >= 1
+    x, refs = torch_reference("s", (64, 64), dataset="coco")
     assert_parity(run_host_library(tuned.library, x), refs)
 
 

@@ -8,9 +8,10 @@ from compile.cli import fail, make_parser, setup_logging
 
 
 def main(argv: list[str]) -> int:
-    parser = make_parser("bench", "Latency of TVM (tuned, untuned), ONNX Runtime and PyTorch on this "
-                         "machine: each engine in its own process, alternating, same input and "
-                         "threads; medians and ratios to ONNX Runtime.")
+    parser = make_parser("bench", "Latency of TVM (tuned, untuned), ONNX Runtime, OpenVINO, ncnn and "
+                         "PyTorch on this machine: each engine in its own process, alternating, "
+                         "same input and threads; medians, ratios to the fastest of ONNX Runtime "
+                         "and OpenVINO, and MAC throughput against the machine's compute bound.")
     from compile.models import MODELS
 
     parser.add_argument("--model", default="xs", type=str.lower, choices=list(MODELS))
@@ -22,6 +23,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     from compile.bench import BenchArgs, plot, run, table
+    from compile.info import model_stats
+    from compile.models import get_dataset, get_model
 
     bargs = BenchArgs(model=args.model, input_size=args.input_size, threads=args.threads,
                       repeats=args.repeats, rounds=args.rounds, workdir=args.workdir)
@@ -37,7 +40,9 @@ def main(argv: list[str]) -> int:
     h, w = meta["input"]["shape"][2:]
     print(f"LitePose-{meta['model'].upper()} {h}x{w}, {args.threads} threads, host; "
           f"tvm-tuned: {covered}; seeded random weights (latency does not depend on them)")
-    print(table(times))
+    size = (h, w)
+    macs = model_stats(get_model(args.model), get_dataset("crowdpose"), size).true_macs
+    print(table(times, macs, args.threads))
     out = plot(times, args.workdir / f"bench-{meta['model']}-{h}x{w}.png",
                f"LitePose-{meta['model'].upper()} {h}x{w}, {args.threads} threads")
     print(f"plot {out}")

@@ -19,6 +19,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--output", required=True, type=Path, help="artifact folder to write")
     parser.add_argument("--frontend", choices=["torch", "onnx"], default="torch",
                         help="import through torch.export (default) or ONNX")
+    from compile.targets import TARGETS
+
+    parser.add_argument("--schedules-from", choices=list(TARGETS), default=None,
+                        help="apply this CPU target's tuning databases (default: the target's own, "
+                        "else host's for an ARM target without any)")
+    parser.add_argument("--tuning-logs", type=Path, default=None,
+                        help="database root (default: the kit's tuning_logs/)")
+    parser.add_argument("--no-transfer", action="store_true",
+                        help="never apply another target's schedules: untuned unless the target "
+                        "has databases of its own")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     from compile.build import BuildArgs, build
@@ -28,6 +38,8 @@ def main(argv: list[str]) -> int:
         model=args.model, target=args.target, output=args.output, dataset=args.dataset,
         checkpoint=Path(args.checkpoint) if args.checkpoint else None,
         input_size=args.input_size, frontend=args.frontend, seed=args.seed,
+        schedules_from=args.schedules_from, transfer=not args.no_transfer,
+        **({"tuning_logs": args.tuning_logs} if args.tuning_logs else {}),
     )
     print(f"build:\n{bargs.display()}")
     try:
@@ -43,7 +55,12 @@ def main(argv: list[str]) -> int:
     print(f"metadata  {result.library.parent / 'metadata.json'}")
     if tuning == "untuned":
         print("tuning    untuned (no database in tuning_logs/ covers a task of this build)")
+    elif tuning["transferred"]:
+        print(f"tuning    schedules TRANSFERRED from {tuning['schedules_from']} (tuned there, not "
+              f"on {meta['target']['name']}): re-tune on the board for its own")
     for db in [] if tuning == "untuned" else tuning["databases"]:
         print(f"tuning    {db['path']}: {db['tasks_covered']}/{tuning['tasks']} tasks")
+    for db in result.stale:
+        print(f"tuning    STALE {db}: tuned on another graph version, not applied (re-tune)")
     print("timings   " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
     return 0

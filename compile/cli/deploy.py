@@ -21,6 +21,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--tracker", metavar="HOST:PORT", default=None)
     parser.add_argument("--key", default=None)
     parser.add_argument("--repeat", type=int, default=10, help="timed runs on the board")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="do not also time the untuned build of a tuned or transferred artifact")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     from compile.deploy import DeployArgs, deploy
@@ -28,7 +30,7 @@ def main(argv: list[str]) -> int:
     try:
         res = deploy(DeployArgs(model=args.model, target=args.target, artifact=args.artifact,
                                 input_size=args.input_size, tracker=args.tracker, key=args.key,
-                                repeat=args.repeat))
+                                repeat=args.repeat, compare_untuned=not args.no_compare))
     except (ValueError, RuntimeError) as err:
         return fail(str(err))
     label = " (EMULATED under qemu: says nothing about a real board)" if res.emulated else ""
@@ -37,6 +39,13 @@ def main(argv: list[str]) -> int:
     print("weights     " + (f"SEEDED RANDOM (seed {w['seed']}): this checks parity, not accuracy"
                              if w["source"] == "random" else f"checkpoint {w['path']}"))
     print(f"max |err|   {res.max_abs_err:.3g} (tolerance {res.tolerance:.3g})")
+    print(f"schedules   {res.schedules}")
     print(f"latency     {res.latency_ms:.1f} ms median of {args.repeat}{label}")
+    if res.untuned_ms is not None:
+        emu = "EMULATED " if res.emulated else ""
+        print(f"untuned     {res.untuned_ms:.1f} ms median of {args.repeat}, max |err| "
+              f"{res.untuned_err:.3g}; {emu}speed-up of the {res.schedules.split()[0]} schedules: "
+              f"{res.untuned_ms / res.latency_ms:.2f}x ({emu}latency ratio "
+              f"{res.latency_ms / res.untuned_ms:.2f})")
     print(f"verdict     {'PASS' if res.passed else 'FAIL'}")
     return 0 if res.passed else 1

@@ -120,7 +120,7 @@ def test_run_py_end_to_end_matches_reference(xs_host_artifact, tmp_path, flip):
     res = run_cli(*args)
     assert res.returncode == 0, res.stderr
     assert "RANDOM WEIGHTS" in res.stdout and "frames/s" in res.stdout
-    for stage in ("pre", "infer", "group", "render"):
+    for stage in ("decode", "pre", "infer", "group", "write"):
         assert f"{stage} " in res.stdout
     results = json.loads((out / "results.json").read_text())
     assert {r["image_id"] for r in results} <= {1000, 1001, 1002}

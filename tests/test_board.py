@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -140,9 +141,10 @@ def test_tuning_through_the_tracker_on_the_board(board_env, tmp_path):
                   "--tracker", f"127.0.0.1:{board_env['port']}", "--key", "vb",
                   "--tuning-logs", str(tmp_path / "logs"), env=board_env["env"], timeout=1800)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    assert "4 trials, 0 failed" in res.stdout
+    done = re.search(r"(\d+) trials, 0 failed", res.stdout)
+    assert done and int(done.group(1)) >= 4  # a tiny task may add a short batch
     records = (tmp_path / "logs" / "rk3399" / "xs-64x64" / "database_tuning_record.json")
-    assert len(records.read_text().splitlines()) == 4
+    assert len(records.read_text().splitlines()) == int(done.group(1))
 
 
 def test_a_transferred_build_keeps_parity_on_the_board(board_env, tmp_path):

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .litepose import LitePose
+
 DECONV_FORMS = ("phase", "shuffle")
 
 
@@ -89,32 +91,24 @@ class ExactDeconv(nn.Module):
         return self.conv.in_channels * self.conv.out_channels * k * k * oh * ow
 
 
-class CompiledLitePose(nn.Module):
+class CompiledLitePose(LitePose):
     """A BN-folded LitePose whose fusion head runs on :class:`ExactDeconv`: what TVM compiles.
 
-    Same inputs and outputs as :class:`compile.litepose.LitePose`.
+    Same inputs, outputs and forward as :class:`compile.litepose.LitePose`; only
+    ``fuse_level`` differs.
     """
 
-    def __init__(self, fused: nn.Module, form: str = "phase"):
-        super().__init__()
-        fused = copy.deepcopy(fused)
-        self.first, self.stage = fused.first, fused.stage
-        self.deconvs = nn.ModuleList([
-            ExactDeconv([fused.deconv_refined[i], fused.deconv_raw[i]], form) for i in range(3)])
+    def __init__(self, fused: LitePose, form: str = "phase"):
+        nn.Module.__init__(self)
         for bnrelu in fused.deconv_bnrelu:
             if not isinstance(bnrelu[0], nn.Identity):
                 raise ValueError("CompiledLitePose needs the BN-folded network (compile.weights.fuse_bn)")
+        fused = copy.deepcopy(fused)
+        self.first, self.stage = fused.first, fused.stage
         self.final_refined, self.final_raw = fused.final_refined, fused.final_raw
+        self.num_joints = fused.num_joints
+        self.deconvs = nn.ModuleList([
+            ExactDeconv([fused.deconv_refined[i], fused.deconv_raw[i]], form) for i in range(3)])
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x_list = [self.first(x)]
-        for stage in self.stage:
-            x_list.append(stage(x_list[-1]))
-        ref, raw = x_list[-1], x_list[-2]
-        outs = []
-        for i in range(3):
-            ref = self.deconvs[i](ref, raw, relu=True)
-            raw = x_list[-i - 3]
-            if i >= 1:
-                outs.append(self.final_refined[i - 1](ref) + self.final_raw[i - 1](raw))
-        return outs[0], outs[1]
+    def fuse_level(self, i: int, ref: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        return self.deconvs[i](ref, raw, relu=True)  # BN is folded; ReLU fuses into the conv

@@ -107,6 +107,10 @@ class LitePose(nn.Module):
         self.final_raw = nn.ModuleList([SepConv2d(c[1], 2 * j), SepConv2d(c[0], j)])
         self.num_joints = j
 
+    def fuse_level(self, i: int, ref: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        """Fusion level ``i`` of the head: both deconvs summed, then BN + ReLU (2x resolution)."""
+        return self.deconv_bnrelu[i](self.deconv_refined[i](ref) + self.deconv_raw[i](raw))
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x_list = [self.first(x)]
         for stage in self.stage:
@@ -114,7 +118,7 @@ class LitePose(nn.Module):
         ref, raw = x_list[-1], x_list[-2]
         outs = []
         for i in range(3):
-            ref = self.deconv_bnrelu[i](self.deconv_refined[i](ref) + self.deconv_raw[i](raw))
+            ref = self.fuse_level(i, ref, raw)
             raw = x_list[-i - 3]
             if i >= 1:
                 outs.append(self.final_refined[i - 1](ref) + self.final_raw[i - 1](raw))

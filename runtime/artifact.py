@@ -74,9 +74,13 @@ def configure_threads(threads: int = 0, cores: str = "default") -> None:
     TVM's pool belongs to the thread that runs the VM, and TVM may pin that thread: call this
     from the inference thread.
     """
+    import os
+
     import tvm
 
     check_threads(threads, cores)
+    if threads:  # TVM caps its pool at TVM_NUM_THREADS, else the *physical* core count (1 on a
+        os.environ["TVM_NUM_THREADS"] = str(threads)  # 2-vCPU VM): a larger request is ignored
     tvm.get_global_func("runtime.config_threadpool")(CORE_MODES[cores], threads)
 
 

@@ -29,14 +29,17 @@ class DecodeConfig:
 def upsample(maps: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     """Bilinear resize with half-pixel centres (PyTorch ``align_corners=False``).
 
-    maps (C, h, w) float32 -> (C, H, W) float32.
+    maps (C, h, w) float32 -> (C, H, W) float32. One 2-D resize per channel: OpenCV's
+    single-channel path is ~5x faster than its many-channel one (same accuracy against PyTorch).
     """
     h, w = size_hw
     if maps.shape[1:] == (h, w):
         return maps
-    out = cv2.resize(np.ascontiguousarray(maps.transpose(1, 2, 0)), (w, h),
-                     interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(out.reshape(h, w, -1).transpose(2, 0, 1))
+    out = np.empty((maps.shape[0], h, w), np.float32)
+    for c in range(maps.shape[0]):
+        cv2.resize(np.ascontiguousarray(maps[c], np.float32), (w, h), dst=out[c],
+                   interpolation=cv2.INTER_LINEAR)
+    return out
 
 
 def heads_to_maps(out0: np.ndarray, out1: np.ndarray, num_joints: int,

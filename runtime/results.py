@@ -17,19 +17,12 @@ COLORS = [(255, 128, 0), (0, 200, 255), (80, 220, 80), (220, 60, 220), (60, 60, 
 
 def coco_results(people: np.ndarray, scores: np.ndarray, image_id: int) -> list[dict]:
     """COCO keypoint results for one image; people (P, J, 3 + L) in image pixels."""
-    results = []
-    for person, score in zip(people, scores, strict=True):
-        xy = person[:, :2]
-        x0, y0 = xy.min(axis=0)
-        x1, y1 = xy.max(axis=0)
-        results.append({
-            "image_id": image_id,
-            "category_id": 1,
-            "keypoints": [round(float(v), 3) for v in person[:, :3].ravel()],
-            "score": float(score),
-            "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-        })
-    return results
+    keypoints = np.round(people[:, :, :3].astype(np.float64), 3).reshape(len(people), -1).tolist()
+    xy = people[:, :, :2].astype(np.float64)
+    lo, hi = (xy.min(axis=1), xy.max(axis=1)) if len(people) else (xy[:, 0], xy[:, 0])
+    return [{"image_id": image_id, "category_id": 1, "keypoints": kp, "score": float(score),
+             "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]}
+            for kp, score, (x0, y0), (x1, y1) in zip(keypoints, scores.tolist(), lo, hi, strict=True)]
 
 
 def write_json_atomic(path: Path, data, indent: int | None = None) -> None:

@@ -113,7 +113,3 @@ class Pipeline:
         if x is not None:
             raw = {"input": x, "output0": outputs[0][0], "output1": outputs[0][1]}
         return Prediction(people, scores, box, raw)
-
-    def __call__(self, image_bgr: np.ndarray, keep_raw: bool = False) -> Prediction:
-        x, box = self.prepare(image_bgr)
-        return self.decode(self.infer(x), box, x if keep_raw else None)

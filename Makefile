@@ -1,4 +1,5 @@
-# LitePose edge kit: every target is one CLI call. Variables: MODEL, TARGET, DATASET, OUT.
+# LitePose edge kit: every target is one CLI call. Variables: MODEL, TARGET, DATASET, OUT,
+# CHECKPOINT, TRACKER, KEY. 'make demo' and 'make test' set the environment up when it is missing.
 PY      ?= .venv/bin/python
 MODEL   ?= xs
 TARGET  ?= host
@@ -8,23 +9,30 @@ PYTEST_ARGS ?=
 TRIALS  ?= 64
 TRACKER ?=
 KEY     ?=
+CHECKPOINT ?=
 
-.PHONY: setup test lint info compile tune bench bench-post board board-stop board-status deploy
+.PHONY: setup demo test lint info compile tune bench bench-post board board-stop board-status deploy
 
 setup:  ## Debian packages + .venv with the pinned host, device and dev dependencies
 	bash scripts/setup.sh
 
-test:   ## the whole test suite
+$(PY):  # a fresh clone: set up first
+	bash scripts/setup.sh
+
+demo: $(PY)  ## build for rk3399, start the virtual board, deploy (PASS/FAIL), run.py on the board
+	$(PY) -m compile demo --model $(MODEL) $(if $(filter host,$(TARGET)),,--target $(TARGET)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
+
+test: $(PY)  ## the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint:
+lint: $(PY)
 	$(PY) -m ruff check compile runtime kernels tests
 
 info:
 	$(PY) -m compile info --model $(MODEL) --dataset $(DATASET)
 
 compile:
-	$(PY) -m compile build --model $(MODEL) --target $(TARGET) --dataset $(DATASET) --output $(OUT)
+	$(PY) -m compile build --model $(MODEL) --target $(TARGET) --dataset $(DATASET) --output $(OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
 
 bench-post:  ## grouping kernels vs the slow reference; run.py vs inference alone
 	$(PY) -m tests.bench_post --artifact $(OUT)
@@ -45,4 +53,4 @@ board-status:
 	$(PY) -m compile board status
 
 deploy: ## upload build/$(MODEL)-$(TARGET) to a board from the tracker, verify and time it
-	$(PY) -m compile deploy --model $(MODEL) --target $(TARGET) $(if $(TRACKER),--tracker $(TRACKER),--tracker 127.0.0.1:9190) $(if $(KEY),--key $(KEY))
+	$(PY) -m compile deploy --model $(MODEL) --target $(TARGET) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY))

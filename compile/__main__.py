@@ -13,7 +13,8 @@ SUBCOMMANDS = {
     "tune": ("compile.cli.tune", "tune with MetaSchedule, locally or through an RPC tracker"),
     "deploy": ("compile.cli.deploy", "upload an artifact to a board over RPC, verify and time it"),
     "board": ("compile.cli.board", "build / start / stop / query the virtual aarch64 board"),
-    "bench": ("compile.cli.bench", "TVM vs ONNX Runtime vs PyTorch latency on this machine"),
+    "bench": ("compile.cli.bench", "TVM vs ONNX Runtime, OpenVINO, ncnn, PyTorch on this machine"),
+    "demo": ("compile.cli.demo", "build for a board, start the virtual board, deploy, run.py there"),
 }
 
 

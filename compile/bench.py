@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.atomic import atomic_path
+
 logger = logging.getLogger(__name__)
 
 ENGINES = ("tvm-tuned", "tvm-untuned", "onnxruntime", "openvino", "ncnn", "pytorch")
@@ -126,7 +128,7 @@ def prepare(args: BenchArgs) -> tuple[dict[str, str], list[int], dict]:
     """Build both TVM artifacts, export ONNX and pickle the PyTorch module; same weights."""
     import torch
 
-    from .build import TUNING_LOGS, BuildArgs, build
+    from .build import BuildArgs, build
     from .frontend import export_onnx, load_model
     from .models import get_dataset, get_model, parse_input_size
 
@@ -135,7 +137,7 @@ def prepare(args: BenchArgs) -> tuple[dict[str, str], list[int], dict]:
     work = args.workdir / f"{spec.name}-{size[0]}x{size[1]}"
     work.mkdir(parents=True, exist_ok=True)
     tuned = build(BuildArgs(model=spec.name, target="host", output=work / "tvm-tuned",
-                            input_size=f"{size[0]}x{size[1]}", tuning_logs=TUNING_LOGS))
+                            input_size=f"{size[0]}x{size[1]}"))
     build(BuildArgs(model=spec.name, target="host", output=work / "tvm-untuned",
                     input_size=f"{size[0]}x{size[1]}", tuning_logs=work / "no-tuning-logs"))
     loaded = load_model(spec, get_dataset("crowdpose"))
@@ -145,7 +147,7 @@ def prepare(args: BenchArgs) -> tuple[dict[str, str], list[int], dict]:
     paths = {"tvm-tuned": str(work / "tvm-tuned"), "tvm-untuned": str(work / "tvm-untuned"),
              "onnxruntime": str(work / "model.onnx"), "openvino": str(work / "model.onnx"),
              "ncnn": str(work / "ncnn" / "model"), "pytorch": str(work / "model.pt")}
-    return paths, [1, 3, *size], tuned.metadata
+    return paths, [1, 3, *size], tuned.meta
 
 
 def run(args: BenchArgs) -> tuple[dict[str, list[float]], dict]:
@@ -164,6 +166,17 @@ def run(args: BenchArgs) -> tuple[dict[str, list[float]], dict]:
             logger.info("round %d %s: median %.2f ms", r + 1, engine,
                         statistics.median(times[engine]) * 1e3)
     return times, meta
+
+
+def banner(meta, threads: int) -> str:
+    """The table's first line: model, size, threads, and how much of tvm-tuned is tuned (the
+    tasks covered by any of the applied databases)."""
+    tuning = meta.tuning
+    covered = "untuned" if tuning is None else (
+        f"{tuning.tasks_covered}/{tuning.tasks} tasks tuned, {len(tuning.databases)} database(s)")
+    h, w = meta.input_hw
+    return (f"LitePose-{meta.model.upper()} {h}x{w}, {threads} threads, {meta.target.tvm}; "
+            f"tvm-tuned: {covered}; {meta.weights.source} weights (latency does not depend on them)")
 
 
 def compute_bound(threads: int) -> tuple[float, str]:
@@ -217,10 +230,9 @@ def plot(times: dict[str, list[float]], path: Path, title: str) -> Path:
     ax.set_yscale("log")
     ax.set_ylabel("median latency (ms, log)")
     ax.set_title(title)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
 WHEELS = ["apache-tvm==0.27.0.post1", "apache-tvm-ffi==0.1.14.post1", "numpy==2.4.6",
           "ml_dtypes", "psutil", "cloudpickle", "tornado", "opencv-python-headless", "numba",
-          "llvmlite", "typing_extensions"]
+          "llvmlite", "typing_extensions", "tqdm"]
 PLATFORMS = ["manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_26_aarch64",
              "manylinux_2_17_aarch64", "manylinux2014_aarch64"]
 
@@ -105,6 +106,17 @@ def ensure_board() -> Path:
     base = board_dir()
     done = base / ".complete"
     if done.is_file():
+        if json.loads(done.read_text()).get("wheels") == WHEELS:
+            return base
+        logger.info("the board's Python packages changed: reinstalling %s", base / "site")
+        site = base / "site.partial"
+        shutil.rmtree(site, ignore_errors=True)
+        install_wheels(site, base / "wheels")
+        shutil.rmtree(base / "wheels")
+        old = base / "site"
+        old.unlink() if old.is_symlink() else shutil.rmtree(old, ignore_errors=True)
+        os.replace(site, old)
+        done.write_text(json.dumps({**json.loads(done.read_text()), "wheels": WHEELS}))
         return base
     _require("qemu-aarch64-static", "qemu-user-static")
     start = time.perf_counter()
@@ -117,7 +129,7 @@ def ensure_board() -> Path:
     shutil.rmtree(base, ignore_errors=True)
     os.replace(tmp, base)
     write_pyarm(base)
-    done.write_text(json.dumps({"built_s": round(time.perf_counter() - start, 1)}))
+    done.write_text(json.dumps({"built_s": round(time.perf_counter() - start, 1), "wheels": WHEELS}))
     return base
 
 
@@ -183,6 +195,8 @@ def wait_registered(state: BoardState, timeout: float) -> None:
         if not _alive(state.server_pid):
             raise RuntimeError(f"the board's RPC server exited; see {_state_path().parent}/server.log")
         try:
+            # connect_tracker logs a warning per retry: wait for the port quietly first
+            socket.create_connection((state.tracker_host, state.tracker_port), timeout=1).close()
             queue = rpc.connect_tracker(state.tracker_host, state.tracker_port).summary()["queue_info"]
             if state.key in queue:
                 return

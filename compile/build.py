@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from runtime.results import write_json_atomic
+from runtime.atomic import atomic_path
+from runtime.meta import (
+    LIBRARY_NAME,
+    METADATA_NAME,
+    ArtifactMeta,
+    DatabaseRef,
+    InputSpec,
+    OutputSpec,
+    TargetInfo,
+    TuningInfo,
+    WeightsMeta,
+    elf_machine,
+)
 
-from . import __version__
-from .artifact import LIBRARY_NAME, METADATA_NAME, SCHEMA_VERSION, check_writable_dir
+from . import REPO_ROOT, __version__
 from .models import MEAN, STD, get_dataset, get_model, parse_input_size
-from .targets import TARGETS, TargetPreset, elf_machine, get_target
+from .targets import TARGETS, TargetPreset, get_target
+from .tunedb import TUNING_LOGS, database_dir
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TUNING_LOGS = REPO_ROOT / "tuning_logs"
 
 
 @dataclass(frozen=True)
@@ -48,27 +58,9 @@ class BuildResult:
     """What a build produced and how long each stage took (seconds)."""
 
     library: Path
-    metadata: dict
+    meta: ArtifactMeta
     timings: dict = field(default_factory=dict)
     stale: list[Path] = field(default_factory=list)  # databases of another graph, not applied
-
-
-def lower_for_tuning(mod, target):
-    """The passes MetaSchedule extracts tasks from: decompose, legalize, fold, fuse (Relax).
-
-    On CPUs the weights of every task are marked layout-free
-    (``AttachAttrLayoutFreeBuffers``): a tuned schedule may then ask for them in its own packed
-    layout, and :func:`apply_database` packs the constants at build time.
-    """
-    import tvm
-    from tvm import relax
-
-    passes = [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings(),
-              relax.get_pipeline("zero")]
-    if target.kind.name == "llvm":
-        passes.append(relax.transform.AttachAttrLayoutFreeBuffers())
-    with target:
-        return tvm.transform.Sequential(passes)(mod)
 
 
 def apply_database(mod, target, database):
@@ -86,11 +78,6 @@ def apply_database(mod, target, database):
             relax.transform.SplitLayoutRewritePreproc(),
             relax.transform.FoldConstant(),
         ])(mod)
-
-
-def database_dir(tuning_logs: Path, target: str, model: str, size: tuple[int, int]) -> Path:
-    """``tuning_logs/<target>/<model>-<H>x<W>/``."""
-    return Path(tuning_logs) / target / f"{model}-{size[0]}x{size[1]}"
 
 
 def schedule_source(preset: TargetPreset, tuning_logs: Path, graph: str,
@@ -121,12 +108,13 @@ def compile_module(mod, preset: TargetPreset, tuning_logs: Path, exact_db: Path,
     A target without databases of its own applies another CPU target's records for the same
     workloads (``schedules_from``, default ``host``; ``transfer=False`` refuses); the report
     says so. Databases of another graph version are stale: listed, never applied. Returns the
-    executable, the tuning report for the metadata (``"untuned"`` or a dict) and the stale
+    executable, the :class:`TuningInfo` for the metadata (None: untuned) and the stale
     database folders.
     """
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
+    from .frontend import lower_for_tuning
     from .tunedb import graph_version, merge_databases, target_databases
 
     target = preset.tvm_target()
@@ -143,22 +131,20 @@ def compile_module(mod, preset: TargetPreset, tuning_logs: Path, exact_db: Path,
                        "re-tune", d, graph_version(d) or "unrecorded", graph)
     mod = lower_for_tuning(mod, target)  # fusion (and layout-free weights) tuned or not
     if not db_dirs:
-        return tvm.compile(mod, target), "untuned", stale
+        return tvm.compile(mod, target), None, stale
     tasks = [t.dispatched[0] for t in ms.relax_integration.extract_tasks(mod, target)]
     database, coverage = merge_databases(db_dirs, tasks)
+    covered = sum(database.has_workload(t) for t in tasks)  # by any of the databases
     for cov in coverage:
         logger.info("tuning database %s covers %d/%d tasks", cov.db_dir, cov.covered, cov.total)
     if not any(c.covered for c in coverage):
-        return tvm.compile(mod, target), "untuned", stale
+        return tvm.compile(mod, target), None, stale
     mod = apply_database(mod, target, database)
-    report = {
-        "tasks": len(tasks),
-        "graph": graph,
-        "schedules_from": source,
-        "transferred": source != preset.name,
-        "databases": [{"path": _repo_relative(c.db_dir), "digest": c.digest,
-                       "tasks_covered": c.covered} for c in coverage if c.covered],
-    }
+    report = TuningInfo(
+        tasks=len(tasks), tasks_covered=covered, graph=graph, schedules_from=source,
+        transferred=source != preset.name,
+        databases=tuple(DatabaseRef(_repo_relative(c.db_dir), c.digest, c.covered)
+                        for c in coverage if c.covered))
     return tvm.compile(mod, target), report, stale
 
 
@@ -168,81 +154,91 @@ def _repo_relative(path: Path) -> str:
 
 
 def export(executable, preset: TargetPreset, path: Path) -> Path:
-    """``export_library`` to ``path``, cross-linking with the preset's compiler for ARM."""
+    """``export_library`` to ``path`` atomically, cross-linking with the preset's compiler."""
     import tvm.support.cc
 
     kwargs = {}
     if preset.cross_compiler:
         kwargs["fcompile"] = tvm.support.cc.cross_compiler(preset.cross_compiler)
-    executable.export_library(str(path), **kwargs)
-    machine = elf_machine(path)
-    if machine != preset.arch:
-        raise RuntimeError(f"{path} is an {machine} library, but target {preset.name} needs {preset.arch}")
+    with atomic_path(path) as tmp:
+        executable.export_library(str(tmp), **kwargs)
+        machine = elf_machine(tmp)
+        if machine != preset.arch:
+            raise RuntimeError(f"the library is {machine} code, but target {preset.name} needs "
+                               f"{preset.arch}")
     return path
 
 
-def make_metadata(size, loaded, preset: TargetPreset, tuning) -> dict:
-    """The self-description the runtime reads (JSON, standard library only)."""
+def make_metadata(size, loaded, preset: TargetPreset, tuning: TuningInfo | None) -> ArtifactMeta:
+    """The self-description the runtime reads."""
     import tvm
 
     ds = loaded.dataset
     h, w = size
     j = ds.num_joints
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kit_version": __version__,
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "library": LIBRARY_NAME,
-        "model": loaded.spec.name,
-        "dataset": ds.name,
-        "input": {"name": "image", "shape": [1, 3, h, w], "dtype": "float32", "layout": "NCHW",
-                  "color": "RGB", "scale": 1 / 255, "mean": list(MEAN), "std": list(STD)},
-        "outputs": [
-            {"index": 0, "stride": 4, "shape": [1, 2 * j, h // 4, w // 4],
-             "channels": {"heatmaps": [0, j], "tags": [j, 2 * j]}},
-            {"index": 1, "stride": 2, "shape": [1, j, h // 2, w // 2],
-             "channels": {"heatmaps": [0, j]}},
-        ],
-        "num_joints": j,
-        "keypoints": list(ds.keypoints),
-        "flip_index": list(ds.flip_index),
-        "skeleton": [list(p) for p in ds.skeleton],
-        "joint_order": list(ds.joint_order),
-        "target": {"name": preset.name, "arch": preset.arch, "tvm": str(preset.tvm_target()),
-                   "device": "opencl" if preset.is_gpu else "cpu", "rpc_key": preset.rpc_key},
-        "tvm_version": tvm.__version__,
-        "weights": asdict(loaded.weights),
-        "tuning": tuning,
-    }
+    return ArtifactMeta(
+        model=loaded.spec.name, dataset=ds.name,
+        input=InputSpec(shape=(1, 3, h, w), mean=tuple(MEAN), std=tuple(STD)),
+        outputs=(OutputSpec((1, 2 * j, h // 4, w // 4), 4), OutputSpec((1, j, h // 2, w // 2), 2)),
+        keypoints=tuple(ds.keypoints), flip_index=tuple(ds.flip_index),
+        skeleton=tuple(tuple(p) for p in ds.skeleton), joint_order=tuple(ds.joint_order),
+        target=TargetInfo(preset.name, preset.arch, "opencl" if preset.is_gpu else "cpu",
+                          str(preset.tvm_target()), preset.rpc_key),
+        weights=WeightsMeta(**asdict(loaded.weights)),
+        tuning=tuning, kit_version=__version__, tvm_version=tvm.__version__,
+        created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    ).validate()
+
+
+def check_writable_dir(path: str | Path) -> Path:
+    """Create ``path`` if needed and prove it accepts files; ``ValueError`` otherwise."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+            pass
+    except OSError as err:
+        raise ValueError(f"output folder {str(path)!r} is not writable: {err}") from err
+    return path
 
 
 def build(args: BuildArgs) -> BuildResult:
-    """Build one artifact folder: ``model.so`` + ``metadata.json``. Nothing is half-written."""
-    from .frontend import GRAPH_VERSION, import_relax, load_model
-
+    """Build one artifact folder: ``model.so`` + ``metadata.json``. Nothing is half-written,
+    and a failed build removes the output folder it created."""
     spec, dataset, preset = get_model(args.model), get_dataset(args.dataset), get_target(args.target)
     size = parse_input_size(args.input_size, spec.input_size)
     if args.schedules_from is not None:
         get_target(args.schedules_from)  # a bad name fails before any work
+    created = not Path(args.output).exists()
     output = check_writable_dir(args.output)
+    try:
+        return _build(args, spec, dataset, preset, size, output)
+    except BaseException:
+        if created:
+            shutil.rmtree(output, ignore_errors=True)
+        raise
+
+
+def _build(args: BuildArgs, spec, dataset, preset: TargetPreset, size, output: Path) -> BuildResult:
+    from .frontend import GRAPH_VERSION, import_relax, load_model
+
     timings = {}
     t0 = time.perf_counter()
     loaded = load_model(spec, dataset, args.checkpoint, args.seed)
     logger.info("weights: %s", loaded.weights.describe())
     with tempfile.TemporaryDirectory(dir=output, prefix=".build-") as tmp:
         mod = import_relax(loaded, size, args.frontend, workdir=tmp)
-        timings["import"] = time.perf_counter() - t0
-        exact_db = database_dir(args.tuning_logs, preset.name, spec.name, size)
-        t1 = time.perf_counter()
-        executable, tuning, stale = compile_module(mod, preset, args.tuning_logs, exact_db,
-                                                   GRAPH_VERSION, args.schedules_from, args.transfer)
-        timings["compile"] = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        lib_tmp = export(executable, preset, Path(tmp) / LIBRARY_NAME)
-        timings["export"] = time.perf_counter() - t2
-        metadata = make_metadata(size, loaded, preset, tuning)
-        (output / METADATA_NAME).unlink(missing_ok=True)  # no metadata describes a swapped .so
-        os.replace(lib_tmp, output / LIBRARY_NAME)
-        write_json_atomic(output / METADATA_NAME, metadata, indent=2)
+    timings["import"] = time.perf_counter() - t0
+    exact_db = database_dir(args.tuning_logs, preset.name, spec.name, size)
+    t1 = time.perf_counter()
+    executable, tuning, stale = compile_module(mod, preset, args.tuning_logs, exact_db,
+                                               GRAPH_VERSION, args.schedules_from, args.transfer)
+    timings["compile"] = time.perf_counter() - t1
+    meta = make_metadata(size, loaded, preset, tuning)
+    t2 = time.perf_counter()
+    (output / METADATA_NAME).unlink(missing_ok=True)  # no metadata describes a swapped .so
+    export(executable, preset, output / LIBRARY_NAME)
+    meta.write(output)
+    timings["export"] = time.perf_counter() - t2
     timings["total"] = time.perf_counter() - t0
-    return BuildResult(output / LIBRARY_NAME, metadata, timings, stale)
+    return BuildResult(output / LIBRARY_NAME, meta, timings, stale)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import statistics
 import time
@@ -11,10 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .build import REPO_ROOT, BuildArgs, build
+from runtime.meta import METADATA_NAME, ArtifactMeta, WeightsMeta, elf_machine
+
+from . import REPO_ROOT
+from .build import BuildArgs, build
 from .models import get_dataset, get_model, parse_input_size
-from .remote import Tracker, check_tracker, resolve_tracker
-from .targets import elf_machine, get_target
+from .targets import get_target
+from .tracker import Tracker, check_tracker, resolve_tracker
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ class DeployResult:
     latency_ms: float
     emulated: bool
     board: str
-    weights: dict
+    weights: WeightsMeta
     schedules: str = "untuned"  # "untuned", "tuned for <target>" or "transferred from <target>"
     untuned_ms: float | None = None  # the same network without schedules, on the same board
     untuned_err: float | None = None
@@ -51,27 +53,16 @@ class DeployResult:
             self.untuned_err is None or self.untuned_err <= self.tolerance)
 
 
-def describe_schedules(meta: dict) -> str:
-    """How the artifact was scheduled, from its metadata."""
-    tuning = meta["tuning"]
-    if tuning == "untuned":
-        return "untuned"
-    if tuning.get("transferred"):
-        return f"transferred from {tuning['schedules_from']}"
-    return f"tuned for {meta['target']['name']}"
-
-
-def untuned_twin(folder: Path, meta: dict) -> Path:
+def untuned_twin(folder: Path, meta: ArtifactMeta) -> Path:
     """Build (once) the same model, size, weights and target without any schedules."""
     twin = folder.parent / f"{folder.name}-untuned"
-    if (twin / "metadata.json").is_file():
-        old = json.loads((twin / "metadata.json").read_text())
-        if old["weights"]["sha256"] == meta["weights"]["sha256"] and old["tuning"] == "untuned":
+    if (twin / METADATA_NAME).is_file():
+        old = ArtifactMeta.read(twin)
+        if old.weights.sha256 == meta.weights.sha256 and old.tuning is None:
             return twin
-    h, w = meta["input"]["shape"][2:]
-    weights = meta["weights"]
-    build(BuildArgs(model=meta["model"], target=meta["target"]["name"], output=twin,
-                    dataset=meta["dataset"], checkpoint=weights.get("path"), seed=weights.get("seed") or 0,
+    h, w = meta.input_hw
+    build(BuildArgs(model=meta.model, target=meta.target.name, output=twin,
+                    dataset=meta.dataset, checkpoint=meta.weights.path, seed=meta.weights.seed or 0,
                     input_size=f"{h}x{w}", tuning_logs=twin / "no-tuning-logs", transfer=False))
     return twin
 
@@ -81,33 +72,33 @@ def default_artifact(model: str, target: str, input_size: str | None) -> Path:
     return REPO_ROOT / "build" / f"{model}-{target}{suffix}"
 
 
-def check_artifact(folder: Path, target: str) -> dict:
+def check_artifact(folder: Path, target: str) -> ArtifactMeta:
     """Metadata of ``folder``; refuse (before any upload) a library for another machine."""
     preset = get_target(target)
-    meta = json.loads((folder / "metadata.json").read_text())
-    library = folder / meta["library"]
+    meta = ArtifactMeta.read(folder)
+    library = folder / meta.library
     machine = elf_machine(library)
     if machine != preset.arch:
         raise ValueError(f"{library} is an {machine} library but target {target} runs {preset.arch} "
                          f"code; rebuild with 'python -m compile build --target {target}'")
-    if meta["target"]["name"] != target:
-        raise ValueError(f"{folder} was built for {meta['target']['name']}, not {target}")
+    if meta.target.name != target:
+        raise ValueError(f"{folder} was built for {meta.target.name}, not {target}")
     return meta
 
 
-def host_reference(meta: dict, seed: int = 7) -> tuple[np.ndarray, list[np.ndarray]]:
+def host_reference(meta: ArtifactMeta, seed: int = 7) -> tuple[np.ndarray, list[np.ndarray]]:
     """The fixed input and the PyTorch outputs of the artifact's own weights."""
     import torch
 
     from .frontend import example_input, load_model
 
-    weights = meta["weights"]
-    loaded = load_model(get_model(meta["model"]), get_dataset(meta["dataset"]),
-                        weights.get("path"), weights.get("seed") or 0)
-    if loaded.weights.sha256 != weights["sha256"]:
+    weights = meta.weights
+    loaded = load_model(get_model(meta.model), get_dataset(meta.dataset), weights.path,
+                        weights.seed or 0)
+    if loaded.weights.sha256 != weights.sha256:
         raise ValueError("the host cannot rebuild the artifact's weights (digest differs); "
                          "pass the checkpoint it was built with")
-    x = example_input(tuple(meta["input"]["shape"][2:]), seed=seed)
+    x = example_input(meta.input_hw, seed=seed)
     with torch.no_grad():
         return x.numpy(), [o.numpy() for o in loaded.model(x)]
 
@@ -121,7 +112,7 @@ def is_virtual_board(tracker: Tracker) -> bool:
                 and tracker.host in ("127.0.0.1", "localhost"))
 
 
-def run_remote(tracker: Tracker, meta: dict, folder: Path, x: np.ndarray, repeat: int,
+def run_remote(tracker: Tracker, meta: ArtifactMeta, folder: Path, x: np.ndarray, repeat: int,
                session_timeout: int):
     """Upload, run once for the outputs, then time ``repeat`` runs; (outputs, seconds list)."""
     import tvm
@@ -130,13 +121,14 @@ def run_remote(tracker: Tracker, meta: dict, folder: Path, x: np.ndarray, repeat
 
     remote = rpc.connect_tracker(tracker.host, tracker.port).request(
         tracker.key, priority=1, session_timeout=session_timeout)
-    remote.upload(str(folder / meta["library"]))
-    lib = remote.load_module(meta["library"])
-    dev = remote.cl(0) if meta["target"]["device"] == "opencl" else remote.cpu(0)
+    remote.upload(str(folder / meta.library))
+    lib = remote.load_module(meta.library)
+    dev = remote.cl(0) if meta.target.device == "opencl" else remote.cpu(0)
     vm = VirtualMachine(lib, dev)
     vm.set_input("main", tvm.runtime.tensor(x, dev))
     vm.invoke_stateful("main")
     outputs = [o.numpy() for o in vm.get_outputs("main")]
+    logger.info("uploaded and ran %s on %s: timing %d runs", meta.library, tracker.key, repeat)
     timer = vm.time_evaluator("invoke_stateful", dev, number=1, repeat=repeat)
     return outputs, list(timer("main").results)
 
@@ -146,12 +138,9 @@ def deploy(args: DeployArgs) -> DeployResult:
     preset = get_target(args.target)
     spec = get_model(args.model)
     size = parse_input_size(args.input_size, spec.input_size)
-    tracker = resolve_tracker(args.tracker, args.key, preset.rpc_key)
-    if tracker is None:
-        raise ValueError("deploy needs a board: give --tracker HOST:PORT (or TVM_TRACKER_HOST/PORT); "
-                         "'make board' starts a virtual one at 127.0.0.1:9190")
+    tracker = resolve_tracker(args.tracker, args.key, preset.rpc_key, local_default=True)
     folder = Path(args.artifact or default_artifact(spec.name, preset.name, args.input_size))
-    if not (folder / "metadata.json").is_file():
+    if not (folder / METADATA_NAME).is_file():
         logger.info("no artifact at %s: building it", folder)
         build(BuildArgs(model=spec.name, target=preset.name, output=folder,
                         input_size=f"{size[0]}x{size[1]}"))
@@ -164,8 +153,8 @@ def deploy(args: DeployArgs) -> DeployResult:
     scale = max(1.0, *(float(np.abs(r).max()) for r in refs))
     result = DeployResult(_max_err(outs, refs), args.rtol * scale, statistics.median(secs) * 1e3,
                           is_virtual_board(tracker), f"{tracker.key}@{tracker.host}:{tracker.port}",
-                          meta["weights"], describe_schedules(meta))
-    if args.compare_untuned and meta["tuning"] != "untuned":
+                          meta.weights, meta.schedules)
+    if args.compare_untuned and meta.tuning is not None:
         twin = untuned_twin(folder, meta)
         twin_meta = check_artifact(twin, preset.name)
         outs, secs = _remote(tracker, twin_meta, twin, x, args.repeat, args.session_timeout)
@@ -178,7 +167,7 @@ def _max_err(outs, refs) -> float:
     return max(float(np.abs(o - r).max()) for o, r in zip(outs, refs, strict=True))
 
 
-def _remote(tracker: Tracker, meta: dict, folder: Path, x, repeat: int, session_timeout: int):
+def _remote(tracker: Tracker, meta: ArtifactMeta, folder: Path, x, repeat: int, session_timeout: int):
     """``run_remote`` with a failure message that names the tracker check."""
     try:
         return run_remote(tracker, meta, folder, x, repeat, session_timeout)

@@ -103,3 +103,21 @@ def import_relax(loaded: LoadedModel, size: tuple[int, int], frontend: str = "to
             raise ValueError("the onnx frontend needs a workdir for the .onnx file")
         return import_onnx(export_onnx(loaded.compiled, size, Path(workdir) / "model.onnx"), size)
     raise ValueError(f"unknown frontend {frontend!r}; valid choices: {', '.join(FRONTENDS)}")
+
+
+def lower_for_tuning(mod, target):
+    """The passes MetaSchedule extracts tasks from: decompose, legalize, fold, fuse (Relax).
+
+    On CPUs the weights of every task are marked layout-free
+    (``AttachAttrLayoutFreeBuffers``): a tuned schedule may then ask for them in its own packed
+    layout, and :func:`apply_database` packs the constants at build time.
+    """
+    import tvm
+    from tvm import relax
+
+    passes = [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings(),
+              relax.get_pipeline("zero")]
+    if target.kind.name == "llvm":
+        passes.append(relax.transform.AttachAttrLayoutFreeBuffers())
+    with target:
+        return tvm.transform.Sequential(passes)(mod)

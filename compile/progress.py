@@ -3,14 +3,44 @@
 from __future__ import annotations
 
 import math
-import os
 import statistics
-import sys
-import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm import tqdm
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+from runtime.atomic import atomic_path
+
+
+@dataclass
+class TaskStats:
+    """What the run measured for one task."""
+
+    name: str
+    weight: float
+    flop: float
+    trials: int = 0
+    failed: int = 0
+    best_s: float = math.inf  # best measured seconds (this run or the database)
+
+
+@dataclass
+class TuneResult:
+    db_dir: Path
+    tasks: list[TaskStats]
+    history: list[tuple[int, float]] = field(default_factory=list)  # (trials, est. latency s)
+    records_before: int = 0
+    records_after: int = 0
+    skipped_lines: list[str] = field(default_factory=list)
+    plot: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def estimated_latency(self) -> float:
+        return sum(t.weight * t.best_s for t in self.tasks)
 
 
 def best_in_database(database, mod) -> float:
@@ -24,16 +54,14 @@ def best_in_database(database, mod) -> float:
 class ProgressCallback(PyMeasureCallback):
     """Counts trials and failures per task and shows the best estimated end-to-end latency."""
 
-    def __init__(self, result, database, total: int, show: bool = True,
-                 history: dict[int, list[float]] | None = None):
+    def __init__(self, result: TuneResult, database, total: int, show: bool = True,
+                 on_batch: Callable[[int, float], None] | None = None):
         super().__init__()
-        self.result, self.database, self.total, self.show = result, database, total, show
-        self.done = 0
-        self.history = history if history is not None else {}  # best s per task after each batch
+        self.result, self.database, self.total = result, database, total
+        self.on_batch = on_batch  # told each task's best seconds after each batch (the scheduler)
+        self.bar = tqdm(total=total, unit="trial", disable=not show, dynamic_ncols=True)
 
     def _init_tasks(self, task_scheduler) -> None:
-        from .tune import TaskStats
-
         for rec in task_scheduler.tasks_:
             stats = TaskStats(str(rec.ctx.task_name), float(rec.task_weight), float(rec.flop))
             stats.best_s = best_in_database(self.database, rec.ctx.mod)
@@ -45,26 +73,22 @@ class ProgressCallback(PyMeasureCallback):
         task = self.result.tasks[task_id]
         for built, ran in zip(builder_results, runner_results, strict=True):
             task.trials += 1
-            self.done += 1
             if built.error_msg or ran.error_msg or not ran.run_secs:
                 task.failed += 1
             else:
                 task.best_s = min(task.best_s, statistics.fmean(float(s) for s in ran.run_secs))
-        self.history.setdefault(task_id, []).append(task.best_s if task.best_s < math.inf else 1e9)
+        if self.on_batch is not None:
+            self.on_batch(task_id, task.best_s)
         latency = self.result.estimated_latency
-        self.result.history.append((self.done, latency))
-        if self.show:
-            unknown = sum(1 for t in self.result.tasks if math.isinf(t.best_s))
-            est = f"{latency * 1e3:.2f} ms" if not unknown else f"? ({unknown} tasks unmeasured)"
-            filled = min(30, int(30 * self.done / max(self.total, 1)))
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} "
-                             f"trials | task {task_id + 1}/{len(self.result.tasks)} "
-                             f"{task.name[:32]:32s} | est. {est}   ")
-            sys.stderr.flush()
+        self.result.history.append((self.bar.n + len(runner_results), latency))
+        unknown = sum(1 for t in self.result.tasks if math.isinf(t.best_s))
+        self.bar.set_postfix_str(f"task {task_id + 1}/{len(self.result.tasks)} {task.name[:28]} | est. "
+                                 + (f"{latency * 1e3:.2f} ms" if not unknown
+                                    else f"? ({unknown} tasks unmeasured)"), refresh=False)
+        self.bar.update(len(runner_results))
 
     def close(self) -> None:
-        if self.show and self.done:
-            sys.stderr.write("\n")
+        self.bar.close()
 
 
 def summary_table(result) -> str:
@@ -102,9 +126,7 @@ def plot_history(result, path: Path, title: str) -> Path | None:
     ax.set_ylabel("estimated latency (ms)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
     return path

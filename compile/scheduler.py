@@ -10,6 +10,7 @@ callbacks (the database appends it at once) and never lost.
 
 from __future__ import annotations
 
+import math
 import random
 
 from tvm.ir.utils import derived_object
@@ -21,12 +22,12 @@ from tvm.s_tir.meta_schedule.task_scheduler import PyTaskScheduler
 class EagerGradientScheduler(PyTaskScheduler):
     """Gradient-based task allocation with eager joins."""
 
-    def __init__(self, history: dict[int, list[float]], alpha: float = 0.2, window_size: int = 3,
-                 seed: int = 0):
+    def __init__(self, measured: dict[int, float] | None = None, alpha: float = 0.2,
+                 window_size: int = 3, seed: int = 0):
         super().__init__()
-        # task id -> best seconds after each joined batch, filled by compile.progress's callback
-        # and seeded from the database, so a resumed run skips the warm-up of measured tasks
-        self.history = history
+        # task id -> best seconds after each joined batch (math.inf: nothing ran yet); seeded
+        # from the database, so a resumed run skips the warm-up of measured tasks
+        self._best: dict[int, list[float]] = {i: [s] for i, s in (measured or {}).items()}
         self.alpha, self.window = alpha, window_size
         self.rng = random.Random(seed)
         self.warmup = 0
@@ -37,11 +38,15 @@ class EagerGradientScheduler(PyTaskScheduler):
     def _join(self, task_id: int) -> None:
         _ffi_api.TaskSchedulerJoinRunningTask(self._outer(), task_id)
 
+    def record(self, task_id: int, best_s: float) -> None:
+        """The task's best seconds after a batch (``math.inf`` when none of it ran)."""
+        self._best.setdefault(task_id, []).append(best_s)
+
     def _gradient(self, task_id: int, weight: float) -> float:
-        history = self.history.get(task_id, [])
+        history = self._best.get(task_id, [])
         n = len(history)
-        if not n or history[-1] >= 1e9:
-            return -1e9
+        if not n or math.isinf(history[-1]):
+            return -math.inf
         best = history[-1]
         g1 = (history[n - 1 - self.window] - best) / self.window if n >= 1 + self.window else 0.0
         return (self.alpha * g1 + (1 - self.alpha) * best / n) * weight
@@ -52,7 +57,7 @@ class EagerGradientScheduler(PyTaskScheduler):
             _ffi_api.TaskSchedulerTouchTask(self._outer(), i)  # joins a batch once it is done
         while self.warmup < len(tasks):  # one batch for every task not measured before, in order
             self.warmup += 1
-            if self.warmup - 1 not in self.history:
+            if self.warmup - 1 not in self._best:
                 return self.warmup - 1
         if self.warmup == len(tasks):
             for i, task in enumerate(tasks):

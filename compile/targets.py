@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-ELF_MACHINES = {"x86_64": 0x3E, "aarch64": 0xB7}
+BUILD_MACHINE = "build-machine"  # a target value resolved by tvm_target() on the build machine
 
 
 @dataclass(frozen=True)
@@ -12,8 +13,8 @@ class TargetPreset:
     """A deployment target: what TVM compiles for, how it is linked, how boards are found."""
 
     name: str
-    target: dict  # a TVM target dict (never the string form, never -mcpu=native)
-    arch: str  # machine of the produced shared object, a key of ELF_MACHINES
+    target: dict  # a TVM target dict (never the string form); BUILD_MACHINE values are resolved
+    arch: str  # machine of the produced shared object, a key of runtime.meta.ELF_MACHINES
     cross_compiler: str | None  # g++ driver that links the .so (None: the host's own)
     rpc_key: str | None  # default tracker key for boards of this kind
     description: str = ""
@@ -23,10 +24,19 @@ class TargetPreset:
         return self.target["kind"] != "llvm"
 
     def tvm_target(self):
-        """The ``tvm.target.Target`` (imports TVM)."""
+        """The ``tvm.target.Target`` (imports TVM). ``host`` is this build machine: its CPU as
+        LLVM names it (e.g. ``emeraldrapids``, AVX-512) and its core count, written out in the
+        artifact's metadata."""
         import tvm
 
-        return tvm.target.Target(self.target)
+        target = dict(self.target)
+        if target.get("mcpu") == BUILD_MACHINE:
+            from tvm.target.codegen import llvm_get_system_cpu
+
+            target["mcpu"] = llvm_get_system_cpu()
+        if target.get("num-cores") == BUILD_MACHINE:
+            target["num-cores"] = os.cpu_count() or 1
+        return tvm.target.Target(target)
 
 
 def _arm(mcpu: str, cores: int, model: str) -> dict:
@@ -41,9 +51,10 @@ _AARCH64_GXX = "aarch64-linux-gnu-g++"
 TARGETS: dict[str, TargetPreset] = {
     "host": TargetPreset(
         "host",
-        {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "znver3", "num-cores": 2},
+        {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": BUILD_MACHINE,
+         "num-cores": BUILD_MACHINE},
         "x86_64", None, None,
-        "this x86-64 build machine (AMD Zen 3 class, AVX2/FMA, 2 cores)",
+        "this x86-64 build machine: its own CPU (LLVM's name, e.g. AVX-512) and core count",
     ),
     "rk3399": TargetPreset(
         "rk3399", _arm("cortex-a72", 2, "rk3399"), "aarch64", _AARCH64_GXX, "rk3399",
@@ -79,16 +90,3 @@ def get_target(name: str) -> TargetPreset:
     if name not in TARGETS:
         raise ValueError(f"unknown target {name!r}; valid choices: {', '.join(TARGETS)}")
     return TARGETS[name]
-
-
-def elf_machine(path) -> str:
-    """The machine of an ELF file as a key of ``ELF_MACHINES`` (or ``"0x.."`` if unknown).
-
-    Raises ``ValueError`` when the file is not an ELF object.
-    """
-    with open(path, "rb") as fh:
-        header = fh.read(20)
-    if len(header) < 20 or header[:4] != b"\x7fELF":
-        raise ValueError(f"{path} is not an ELF shared object")
-    code = int.from_bytes(header[18:20], "little")
-    return next((k for k, v in ELF_MACHINES.items() if v == code), hex(code))

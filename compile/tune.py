@@ -5,13 +5,18 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .build import REPO_ROOT, TUNING_LOGS, database_dir, lower_for_tuning
+from . import REPO_ROOT
 from .models import get_dataset, get_model, parse_input_size
-from .remote import Tracker, check_tracker, resolve_tracker
 from .targets import get_target
+from .tracker import Tracker, check_tracker, resolve_tracker
+from .tunedb import TUNING_LOGS, database_dir
+
+if TYPE_CHECKING:
+    from .progress import TuneResult
 
 logger = logging.getLogger(__name__)
 
@@ -39,44 +44,16 @@ class TuneArgs:
         return "\n".join(f"  {k:16s} {v}" for k, v in asdict(self).items())
 
 
-@dataclass
-class TaskStats:
-    """What the run measured for one task."""
-
-    name: str
-    weight: float
-    flop: float
-    trials: int = 0
-    failed: int = 0
-    best_s: float = math.inf  # best measured seconds (this run or the database)
-
-
-@dataclass
-class TuneResult:
-    db_dir: Path
-    tasks: list[TaskStats]
-    history: list[tuple[int, float]] = field(default_factory=list)  # (trials, est. latency s)
-    records_before: int = 0
-    records_after: int = 0
-    skipped_lines: list[str] = field(default_factory=list)
-    plot: Path | None = None
-    seconds: float = 0.0
-
-    @property
-    def estimated_latency(self) -> float:
-        return sum(t.weight * t.best_s for t in self.tasks)
-
-
 def make_builder(preset, timeout: float, remote: bool):
     """LocalBuilder with a generous timeout; for boards, candidates are linked here into a .so
-    (cross-linked for ARM), so the board needs no compiler."""
+    with the preset's (cross) compiler, so the board needs no compiler."""
     from tvm.s_tir import meta_schedule as ms
 
-    from .remote import build_candidate, export_aarch64_so, export_host_so
+    from .measure import build_candidate, make_export
 
     kwargs = {}
     if remote or preset.cross_compiler:
-        kwargs["f_export"] = export_aarch64_so if preset.arch == "aarch64" else export_host_so
+        kwargs["f_export"] = make_export(preset)
     return ms.builder.LocalBuilder(timeout_sec=timeout, f_build=build_candidate, **kwargs)
 
 
@@ -88,7 +65,7 @@ def make_runner(tracker: Tracker | None, timeout: float):
                                           enable_cpu_cache_flush=False)
     if tracker is None:
         return ms.runner.LocalRunner(timeout_sec=timeout, evaluator_config=evaluator)
-    from .remote import BoundedRPCRunner
+    from .measure import BoundedRPCRunner
 
     config = ms.runner.RPCConfig(tracker_host=tracker.host, tracker_port=tracker.port,
                                  tracker_key=tracker.key, session_priority=1,
@@ -102,11 +79,8 @@ def resolve(args: TuneArgs):
     size = parse_input_size(args.input_size, spec.input_size)
     if args.trials < 1:
         raise ValueError(f"--trials must be >= 1, got {args.trials}")
-    tracker = resolve_tracker(args.tracker, args.key, preset.rpc_key)
-    if tracker is None and preset.name != "host":
-        raise ValueError(f"target {preset.name} runs on a board: give a tracker (--tracker HOST:PORT "
-                         f"--key {preset.rpc_key}, or TVM_TRACKER_HOST/PORT/KEY); only 'host' "
-                         "tunes on this machine")
+    tracker = resolve_tracker(args.tracker, args.key, preset.rpc_key,
+                              local_default=preset.name != "host")  # boards: as deploy does
     if tracker is not None:
         free = check_tracker(tracker)
         logger.info("tracker %s:%d has %d free board(s) with key %s", tracker.host, tracker.port,
@@ -126,8 +100,8 @@ def tune(args: TuneArgs) -> TuneResult:
     """Tune one model for one target; records go to ``tuning_logs`` as they are measured."""
     from tvm.s_tir import meta_schedule as ms
 
-    from .frontend import GRAPH_VERSION, import_relax, load_model
-    from .progress import ProgressCallback, best_in_database, plot_history
+    from .frontend import GRAPH_VERSION, import_relax, load_model, lower_for_tuning
+    from .progress import ProgressCallback, TuneResult, best_in_database, plot_history
     from .scheduler import EagerGradientScheduler
     from .tunedb import TuningDatabase
 
@@ -142,19 +116,20 @@ def tune(args: TuneArgs) -> TuneResult:
     mod = lower_for_tuning(import_relax(loaded, size, "torch", workdir=work_dir), target)
     result = TuneResult(db_dir, [], records_before=database.report.records,
                         skipped_lines=list(database.report.skipped))
-    history = {}  # tasks the database already measured: no warm-up batch for them
+    measured = {}  # tasks the database already measured: no warm-up batch for them
     for i, task in enumerate(ms.relax_integration.extract_tasks(mod, target)):
         best = best_in_database(database, task.dispatched[0])
         if best < math.inf:
-            history[i] = [best]
-    callback = ProgressCallback(result, database, args.trials, args.progress, history)
+            measured[i] = best
+    scheduler = EagerGradientScheduler(measured)
+    callback = ProgressCallback(result, database, args.trials, args.progress, scheduler.record)
     _drop_unnamed_handlers(logging.getLogger("tvm.s_tir.meta_schedule"))
     ms.relax_integration.tune_relax(
         mod, {}, target, str(work_dir), max_trials_global=args.trials,
         max_trials_per_task=args.trials_per_task, num_trials_per_iter=args.trials_per_batch,
         builder=make_builder(preset, args.builder_timeout, tracker is not None),
         runner=make_runner(tracker, args.timeout), database=database, cost_model="xgb",
-        task_scheduler=EagerGradientScheduler(callback.history),
+        task_scheduler=scheduler,
         measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), callback],
     )
     callback.close()

@@ -18,10 +18,13 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.database import PyDatabase
 
+from . import REPO_ROOT
+
 logger = logging.getLogger(__name__)
 
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
+TUNING_LOGS = REPO_ROOT / "tuning_logs"  # the committed databases
 GRAPH = "graph.json"  # {"graph": <compile.frontend.GRAPH_VERSION the records were tuned on>}
 
 
@@ -106,7 +109,7 @@ class TuningDatabase(PyDatabase):
             raise ValueError(f"tuning database {self.db_dir} holds records of graph "
                              f"{found or 'unrecorded (an older kit)'}, not {graph!r}: move it aside "
                              "(or delete it) to tune the current graph from scratch")
-        from runtime.results import write_json_atomic
+        from runtime.atomic import write_json_atomic
 
         self.db_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.db_dir / GRAPH, {"graph": graph}, indent=2)
@@ -250,3 +253,8 @@ def merge_databases(db_dirs: list[Path], task_mods: list) -> tuple[object, list[
         covered = sum(_has_record(db, mod) for mod in task_mods)
         coverage.append(Coverage(db_dir, covered, len(task_mods), _digest(db_dir)))
     return merged, coverage
+
+
+def database_dir(tuning_logs: Path, target: str, model: str, size: tuple[int, int]) -> Path:
+    """``tuning_logs/<target>/<model>-<H>x<W>/``."""
+    return Path(tuning_logs) / target / f"{model}-{size[0]}x{size[1]}"

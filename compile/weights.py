@@ -63,8 +63,12 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> WeightsInfo:
         raise ValueError(f"checkpoint {str(path)!r} does not exist or is not a file")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"checkpoint {str(path)!r} could not be read as a PyTorch file: {err}") from err
+    except Exception as err:  # torch's text advises weights_only=False: the unsafe thing to do
+        raise ValueError(
+            f"checkpoint {str(path)!r} is not a readable state_dict ({type(err).__name__}): a "
+            "corrupt or truncated file, or one that pickles Python objects besides tensors, which "
+            "the kit never unpickles; save the weights with torch.save(model.state_dict(), path)"
+        ) from None
     if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
         raw = raw["state_dict"]
     elif isinstance(raw, dict) and isinstance(raw.get("model"), dict):

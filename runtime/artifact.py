@@ -2,61 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .meta import ArtifactMeta, elf_machine, this_machine
+
 logger = logging.getLogger(__name__)
 
-SUPPORTED_SCHEMA = 1
-REQUIRED_KEYS = ("schema_version", "library", "input", "outputs", "num_joints", "keypoints",
-                 "flip_index", "skeleton", "joint_order", "target", "weights")
 CORE_MODES = {"default": 0, "big": 1, "little": -1}
-
-
-@dataclass(frozen=True)
-class Metadata:
-    """The parts of ``metadata.json`` the runtime uses."""
-
-    raw: dict
-
-    @property
-    def input_hw(self) -> tuple[int, int]:
-        _, _, h, w = self.raw["input"]["shape"]
-        return h, w
-
-    @property
-    def num_joints(self) -> int:
-        return self.raw["num_joints"]
-
-    @property
-    def random_weights(self) -> bool:
-        return self.raw["weights"]["source"] == "random"
-
-    def __getitem__(self, key: str):
-        return self.raw[key]
-
-
-def read_metadata(folder: str | Path) -> Metadata:
-    """Read and check ``folder/metadata.json`` (standard library only)."""
-    path = Path(folder) / "metadata.json"
-    if not path.is_file():
-        raise ValueError(f"{folder} is not a LitePose artifact folder: {path.name} is missing "
-                         "(build one with 'python -m compile build')")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
-    missing = [k for k in REQUIRED_KEYS if k not in raw]
-    if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)}")
-    if raw["schema_version"] != SUPPORTED_SCHEMA:
-        raise ValueError(f"{path} has schema version {raw['schema_version']}; this runtime reads "
-                         f"version {SUPPORTED_SCHEMA}: rebuild the artifact")
-    return Metadata(raw)
 
 
 def check_threads(threads: int = 0, cores: str = "default") -> None:
@@ -92,24 +47,40 @@ class Artifact:
         from tvm.runtime.vm import VirtualMachine
 
         self.folder = Path(folder)
-        self.meta = read_metadata(self.folder)
-        library = self.folder / self.meta["library"]
+        self.meta = meta = ArtifactMeta.read(self.folder)
+        library = self.folder / meta.library
         if not library.is_file():
             raise ValueError(f"artifact library {library} is missing")
-        device = self.meta["target"].get("device", "cpu")
-        self.device = tvm.opencl(0) if device == "opencl" else tvm.cpu(0)
+        built_for, here = elf_machine(library), this_machine()
+        if built_for != here:
+            raise ValueError(f"{library} was built for target {meta.target.name} ({built_for} "
+                             f"code); this machine is {here}: run it on a {built_for} board, or "
+                             "build for this machine's target with 'python -m compile build'")
+        if meta.tvm_version != tvm.__version__:
+            logger.warning("%s was built with TVM %s; this runtime is TVM %s", library,
+                           meta.tvm_version, tvm.__version__)
+        self.device = tvm.opencl(0) if meta.target.device == "opencl" else tvm.cpu(0)
         self._tvm = tvm
         try:
             self.vm = VirtualMachine(tvm.runtime.load_module(str(library)), self.device)
         except Exception as err:  # TVM raises its own error types
-            raise ValueError(f"cannot load {library} on this machine ({device}, built for "
-                             f"{self.meta['target']['name']}): {err}") from err
-        logger.debug("loaded %s for %s", library, self.meta["target"]["name"])
+            raise ValueError(f"cannot load {library} on this machine ({meta.target.device}, built "
+                             f"for {meta.target.name}): {err}") from err
+        self._checked = False
+        logger.debug("loaded %s", meta.describe())
 
     def infer(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """image (1, 3, H, W) float32 -> (out0 (1, 2J, H/4, W/4), out1 (1, J, H/2, W/2))."""
-        expected = tuple(self.meta["input"]["shape"])
+        expected = self.meta.input.shape
         if image.shape != expected:
             raise ValueError(f"input shape {image.shape} does not match the artifact's {expected}")
         outputs = self.vm["main"](self._tvm.runtime.tensor(image, self.device))
-        return outputs[0].numpy(), outputs[1].numpy()
+        result = outputs[0].numpy(), outputs[1].numpy()
+        if not self._checked:  # the library keeps the contract its metadata states
+            got = tuple(r.shape for r in result)
+            want = tuple(o.shape for o in self.meta.outputs)
+            if got != want:
+                raise ValueError(f"{self.folder}: the library returns shapes {got}, its metadata "
+                                 f"says {want}: rebuild the artifact")
+            self._checked = True
+        return result

@@ -89,12 +89,12 @@ class Pipeline:
         self.config = config
         meta = artifact.meta
         self.input_hw = meta.input_hw
-        self.mean = meta["input"]["mean"]
-        self.std = meta["input"]["std"]
+        self.input = meta.input
 
     def prepare(self, image_bgr: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """BGR image -> network input (1, 3, H, W) float32 and its letterbox."""
-        return preprocess(image_bgr, self.input_hw, self.mean, self.std)
+        spec = self.input
+        return preprocess(image_bgr, self.input_hw, spec.mean, spec.std, spec.scale)
 
     def infer(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """The network's outputs, and those of the mirrored input with flip test."""
@@ -106,9 +106,9 @@ class Pipeline:
     def decode(self, outputs, box: Letterbox, x: np.ndarray | None = None) -> Prediction:
         """Merge the heads, group people, map them to the image; ``x`` is kept as raw."""
         meta = self.artifact.meta
-        heat, tags = merge_outputs(outputs, self.input_hw, meta.num_joints, meta["flip_index"],
+        heat, tags = merge_outputs(outputs, self.input_hw, meta.num_joints, meta.flip_index,
                                    self.config.fast)
-        people, scores = group_people(heat, tags, box, meta["joint_order"], self.config)
+        people, scores = group_people(heat, tags, box, meta.joint_order, self.config)
         raw = None
         if x is not None:
             raw = {"input": x, "output0": outputs[0][0], "output1": outputs[0][1]}

@@ -53,6 +53,7 @@ def heads_to_maps(out0: np.ndarray, out1: np.ndarray, num_joints: int,
     o0 = upsample(out0[0], out1.shape[2:])
     o1 = out1[0]
     if flip_index is not None:
+        flip_index = np.asarray(flip_index, np.intp)  # a tuple would index several axes
         o0 = o0[:, :, ::-1]
         o1 = o1[:, :, ::-1]
         heat = (o0[:j][flip_index] + o1[:j][flip_index]) / 2

@@ -39,8 +39,9 @@ def letterbox_for(image_hw: tuple[int, int], input_hw: tuple[int, int]) -> Lette
 
 
 def preprocess(image_bgr: np.ndarray, input_hw: tuple[int, int], mean, std,
-               ) -> tuple[np.ndarray, Letterbox]:
-    """BGR uint8 ``(h, w, 3)`` -> normalised RGB float32 ``(1, 3, H', W')`` and its transform.
+               scale: float = 1 / 255) -> tuple[np.ndarray, Letterbox]:
+    """BGR uint8 ``(h, w, 3)`` -> RGB float32 ``(1, 3, H', W')``, ``(x * scale - mean) / std``,
+    and its transform.
 
     Bilinear warp with a constant black border before normalisation, as the reference does.
     """
@@ -49,6 +50,7 @@ def preprocess(image_bgr: np.ndarray, input_hw: tuple[int, int], mean, std,
     box = letterbox_for(image_bgr.shape[:2], input_hw)
     warped = cv2.warpAffine(image_bgr, box.matrix(), (box.width, box.height),
                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    rgb = cv2.cvtColor(warped, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    rgb = cv2.cvtColor(warped, cv2.COLOR_BGR2RGB).astype(np.float32)
+    rgb /= np.float32(1 / scale)  # scale 1/255: exactly the reference's / 255
     rgb = (rgb - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None]), box

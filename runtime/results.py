@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .atomic import write_bytes_atomic
 
 AA_MAX_PEOPLE = 16  # anti-aliased drawing up to this many people; crowds use plain lines (3x cheaper)
 COLORS = [(255, 128, 0), (0, 200, 255), (80, 220, 80), (220, 60, 220), (60, 60, 255),
@@ -16,26 +15,20 @@ COLORS = [(255, 128, 0), (0, 200, 255), (80, 220, 80), (220, 60, 220), (60, 60, 
 
 
 def coco_results(people: np.ndarray, scores: np.ndarray, image_id: int) -> list[dict]:
-    """COCO keypoint results for one image; people (P, J, 3 + L) in image pixels."""
+    """COCO keypoint results for one image; people (P, J, 3 + L) in image pixels.
+
+    The ``bbox`` spans the detected joints (score > 0) only: an absent joint has score 0 and
+    coordinates that were mapped from the map origin, somewhere outside the person.
+    """
     keypoints = np.round(people[:, :, :3].astype(np.float64), 3).reshape(len(people), -1).tolist()
     xy = people[:, :, :2].astype(np.float64)
-    lo, hi = (xy.min(axis=1), xy.max(axis=1)) if len(people) else (xy[:, 0], xy[:, 0])
+    seen = (people[:, :, 2] > 0)[:, :, None]
+    any_seen = seen.any(axis=1)  # (P, 1); a person without any joint gets an empty box at 0
+    lo = np.where(any_seen, np.where(seen, xy, np.inf).min(axis=1), 0.0)
+    hi = np.where(any_seen, np.where(seen, xy, -np.inf).max(axis=1), 0.0)
     return [{"image_id": image_id, "category_id": 1, "keypoints": kp, "score": float(score),
              "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]}
             for kp, score, (x0, y0), (x1, y1) in zip(keypoints, scores.tolist(), lo, hi, strict=True)]
-
-
-def write_json_atomic(path: Path, data, indent: int | None = None) -> None:
-    """Write ``data`` as JSON through a temporary file and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=indent)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def draw_people(image: np.ndarray, people: np.ndarray, skeleton: list[list[int]],
@@ -77,7 +70,4 @@ def write_image_atomic(path: Path, image: np.ndarray) -> None:
     ok, data = cv2.imencode(Path(path).suffix or ".jpg", image)
     if not ok:
         raise ValueError(f"cannot encode an image as {Path(path).suffix}")
-    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=".img-", suffix=Path(path).suffix)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data.tobytes())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, data.tobytes())

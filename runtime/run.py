@@ -36,9 +36,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="group at H/2 instead of input resolution (LitePose's Jetson demo)")
     p.add_argument("--no-adjust", action="store_true", help="skip the quarter-pixel adjustment")
     p.add_argument("--no-refine", action="store_true", help="skip filling missing joints")
-    p.add_argument("--detection-threshold", type=float, default=0.1)
-    p.add_argument("--tag-threshold", type=float, default=1.0)
-    p.add_argument("--max-people", type=int, default=30)
+    defaults = DecodeConfig()  # LitePose's valid.py settings, declared there once
+    p.add_argument("--detection-threshold", type=float, default=defaults.detection_threshold,
+                   help="minimum heatmap value of a joint (default %(default)s)")
+    p.add_argument("--tag-threshold", type=float, default=defaults.tag_threshold,
+                   help="maximum tag distance for joining a person (default %(default)s)")
+    p.add_argument("--max-people", type=int, default=defaults.max_people,
+                   help="people kept per image (default %(default)s)")
     p.add_argument("--threads", type=int, default=0, help="TVM worker threads (0: default)")
     p.add_argument("--cores", choices=list(CORE_MODES), default="default",
                    help="pin TVM threads to the big or little cluster of a big.LITTLE board "
@@ -63,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from runtime.artifact import Artifact, check_threads, configure_threads
+    from runtime.atomic import write_json_atomic
     from runtime.pipeline import Pipeline
     from runtime.placement import plan
-    from runtime.results import write_json_atomic
     from runtime.sources import open_source
     from runtime.stages import Runner, StageError
     from runtime.writer import Writer
@@ -79,10 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     meta = artifact.meta
-    banner = RANDOM_BANNER if meta.random_weights else None
-    print(f"model  LitePose-{meta['model'].upper()} {meta['dataset']} "
-          f"{meta.input_hw[0]}x{meta.input_hw[1]} on {meta['target']['name']}, "
-          f"tuning: {'untuned' if meta['tuning'] == 'untuned' else 'tuned'}")
+    banner = RANDOM_BANNER if meta.weights.random else None
+    print(f"model  {meta.describe()}")
     if banner:
         print(f"WARNING: {RANDOM_BANNER}: the artifact was built without a checkpoint")
     config = DecodeConfig(flip=args.flip, fast=args.fast, adjust=not args.no_adjust,
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     placement = plan(args.cores, args.threads) if pipelined else None
     print(f"stages {'pipelined' if pipelined else 'serial'}"
           + (f"; {placement.description}" if placement else ""))
-    writer = Writer(args.output, source, meta["skeleton"], banner, render=not args.no_render,
+    writer = Writer(args.output, source, meta.skeleton, banner, render=not args.no_render,
                     save_raw=args.save_raw, progress=not args.quiet)
     failures = []
 

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 POLL = 0.1  # seconds between checks of the stop flag while blocked on a queue
 QUEUE_SIZE = 2
+JOIN_TIMEOUT_S = 60.0  # a halted stage finishes its current frame (an untuned flip pass: seconds)
 _DONE = object()
 
 
@@ -218,8 +219,11 @@ class Runner:
         finally:
             self._halt.set()
             self._stop.set()
-            for t in threads:
-                t.join(timeout=1.0)
+            for t in threads:  # a stage ends within one frame's work once halted; a TVM call
+                t.join(timeout=JOIN_TIMEOUT_S)  # cut off at exit aborts the process
+                if t.is_alive():
+                    logger.warning("stage thread %s did not stop within %.0f s", t.name,
+                                   JOIN_TIMEOUT_S)
             self.stats.wall = time.perf_counter() - start
         if self._error is not None:
             raise self._error

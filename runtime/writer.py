@@ -4,41 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
+from .atomic import atomic_path, write_json_atomic
 from .pipeline import Prediction
-from .results import coco_results, draw_people, write_image_atomic, write_json_atomic
+from .results import coco_results, draw_people, write_image_atomic
 from .sources import Frame, Source
 
 logger = logging.getLogger(__name__)
-
-
-class Progress:
-    """A one-line text progress bar on stderr (frames done / total)."""
-
-    def __init__(self, total: int | None, enabled: bool):
-        self.total, self.done, self.enabled = total, 0, enabled
-
-    def step(self) -> None:
-        self.done += 1
-        if not self.enabled:
-            return
-        if self.total:
-            filled = int(30 * self.done / self.total)
-            bar = "#" * filled + "." * (30 - filled)
-            sys.stderr.write(f"\r[{bar}] {self.done}/{self.total}")
-        else:
-            sys.stderr.write(f"\r{self.done} frames")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.done:
-            sys.stderr.write("\n")
 
 
 def display_available() -> bool:
@@ -62,16 +40,17 @@ class Writer:
         self.results: list[dict] = []
         self.people = 0
         self.json_path = output / "results.json"
-        self.progress = Progress(source.total, progress and source.kind in ("folder", "video"))
+        self.progress = tqdm(total=source.total, unit="frame", leave=False,
+                             disable=not (progress and source.kind in ("folder", "video")))
         self.window = render and source.kind == "camera" and display_available()
         self._video = None
-        self._video_tmp = None
+        self._files = ExitStack()  # the video's temporary file until close()
         if save_raw:
             (output / "raw").mkdir(exist_ok=True)
 
     def advance(self) -> None:
         """Count a frame that produced nothing (unreadable)."""
-        self.progress.step()
+        self.progress.update()
 
     def write(self, frame: Frame, pred: Prediction) -> bool:
         """Record one frame; False when the user asked to stop (camera window)."""
@@ -83,17 +62,16 @@ class Writer:
         if self.render:
             canvas = draw_people(frame.image, pred.people, self.skeleton, self.banner)
             keep_going = self._emit(frame, canvas)
-        self.progress.step()
+        self.progress.update()
         return keep_going
 
     def _emit(self, frame: Frame, canvas: np.ndarray) -> bool:
         if self.source.kind == "video":
             if self._video is None:
-                fd, tmp = tempfile.mkstemp(dir=self.output, prefix=".video-", suffix=".mp4")
-                os.close(fd)
-                self._video_tmp = Path(tmp)
+                tmp = self._files.enter_context(
+                    atomic_path(self.output / f"{self.source.name}_pose.mp4"))
                 h, w = canvas.shape[:2]
-                self._video = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"),
+                self._video = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"),
                                               self.source.fps, (w, h))
             self._video.write(canvas)
             return True
@@ -109,6 +87,6 @@ class Writer:
         write_json_atomic(self.json_path, self.results)
         if self._video is not None:
             self._video.release()
-            os.replace(self._video_tmp, self.output / f"{self.source.name}_pose.mp4")
+        self._files.close()  # moves a finished video into place
         if self.window:
             cv2.destroyAllWindows()

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from kernels import group
+from runtime.meta import ArtifactMeta
 from tests import reference_parser as ref
 from tests.synthetic import crowded_maps, make_maps
 
@@ -75,7 +76,7 @@ import json, sys, time, numpy as np
 from runtime.artifact import Artifact, configure_threads
 configure_threads(int(sys.argv[2]))
 a = Artifact(sys.argv[1])
-x = np.zeros(a.meta["input"]["shape"], np.float32)
+x = np.zeros(a.meta.input.shape, np.float32)
 for _ in range(3): a.infer(x)
 t = []
 for _ in range(int(sys.argv[3])):
@@ -100,13 +101,12 @@ def _run_py(artifact: Path, video: Path, threads: int, pipeline: bool, work: Pat
 
 
 def bench_end_to_end(artifact: Path, frames: int, threads_list: list[int], rounds: int) -> None:
-    meta = json.loads((artifact / "metadata.json").read_text())
+    meta = ArtifactMeta.read(artifact)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         video = make_video(work / "crowd.mp4", frames)
-        print(f"\nend to end, {meta['model']} {meta['input']['shape'][2:]} {meta['target']['name']} "
-              f"({'untuned' if meta['tuning'] == 'untuned' else 'tuned'}, "
-              f"{meta['weights']['source']} weights), {frames}-frame 640x480 video, "
+        print(f"\nend to end, {meta.describe()}, {meta.weights.source} weights, "
+              f"{frames}-frame 640x480 video, "
               f"frames/s after warm-up, median of {rounds} alternating rounds")
         for threads in threads_list:
             fps = {"infer": [], "serial": [], "pipelined": []}

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def board_env(tmp_path_factory):
     for name in ("rootfs", "site"):
         (mine / name).symlink_to(base / name)
     board.write_pyarm(mine)
-    (mine / ".complete").write_text("{}")
+    (mine / ".complete").write_text((base / ".complete").read_text())  # same packages
     port = free_port()
     env = {"LITEPOSE_BOARD_DIR": str(mine)}
     res = run_cli("-m", "compile", "board", "start", "--port", str(port), "--key", "vb", env=env)
@@ -120,9 +121,17 @@ def test_a_board_killed_mid_run_gives_a_clear_error(board_env, arm_artifact):
              "--tracker", f"127.0.0.1:{port}", "--key", "doomed", "-v"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, **board_env["env"]})
-        time.sleep(45)  # uploaded and timing by now
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 400
+        while not any("timing 500 runs" in line for line in lines):  # uploaded, now timing
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.2)
         stop_tree(doomed)
-        out, _ = proc.communicate(timeout=600)
+        proc.wait(timeout=600)
+        reader.join(timeout=60)
+        out = "".join(lines)
     finally:
         stop_tree(doomed)
     assert proc.returncode == 2, out
@@ -157,8 +166,8 @@ def test_a_transferred_build_keeps_parity_on_the_board(board_env, tmp_path):
     out = tmp_path / "xs-rk3399"
     result = build(BuildArgs(model="xs", target="rk3399", output=out, input_size=SIZE,
                              tuning_logs=tmp_path / "logs"))
-    tuning = result.metadata["tuning"]
-    assert tuning["transferred"] and tuning["schedules_from"] == "host"
+    tuning = result.meta.tuning
+    assert tuning.transferred and tuning.schedules_from == "host"
     res = deploy_cli(board_env, out)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "verdict     PASS" in res.stdout and "schedules   transferred from host" in res.stdout

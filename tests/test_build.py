@@ -11,7 +11,8 @@ import torch
 from compile.build import BuildArgs, build
 from compile.frontend import example_input, import_relax, load_model
 from compile.models import DATASETS, MODELS
-from compile.targets import TARGETS, elf_machine, get_target
+from compile.targets import TARGETS, get_target
+from runtime.meta import SCHEMA_VERSION, ArtifactMeta, elf_machine
 
 pytestmark = pytest.mark.compile
 
@@ -78,7 +79,7 @@ def test_every_target_builds(tmp_path, target):
     preset = TARGETS[target]
     assert elf_machine(result.library) == preset.arch
     meta = json.loads((tmp_path / "metadata.json").read_text())
-    assert meta == result.metadata
+    assert meta == result.meta.to_dict() and ArtifactMeta.read(tmp_path) == result.meta
     assert meta["input"]["shape"] == [1, 3, 64, 96]
     assert meta["outputs"][0]["shape"] == [1, 28, 16, 24]
     assert meta["outputs"][1]["shape"] == [1, 14, 32, 48]
@@ -92,14 +93,15 @@ def test_every_target_builds(tmp_path, target):
 def test_metadata_describes_the_artifact(xs_host_artifact):
     meta = json.loads((xs_host_artifact / "metadata.json").read_text())
     ds = DATASETS["crowdpose"]
-    assert meta["schema_version"] == 1 and meta["library"] == "model.so"
-    assert meta["model"] == "xs" and meta["dataset"] == "crowdpose" and meta["num_joints"] == 14
+    assert meta["schema_version"] == SCHEMA_VERSION and meta["library"] == "model.so"
+    assert meta["model"] == "xs" and meta["dataset"] == "crowdpose" and len(meta["keypoints"]) == 14
     assert meta["keypoints"] == list(ds.keypoints) and meta["flip_index"] == list(ds.flip_index)
     assert meta["joint_order"] == list(ds.joint_order)
     assert meta["skeleton"] == [list(p) for p in ds.skeleton]
     assert meta["input"]["mean"] == [0.485, 0.456, 0.406]
     assert meta["input"]["std"] == [0.229, 0.224, 0.225]
-    assert meta["outputs"][0]["channels"] == {"heatmaps": [0, 14], "tags": [14, 28]}
+    assert meta["outputs"] == [{"shape": [1, 28, 64, 64], "stride": 4},
+                               {"shape": [1, 14, 128, 128], "stride": 2}]
     assert len(meta["weights"]["sha256"]) == 64
     import tvm
 

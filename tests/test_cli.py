@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 
 from compile.__main__ import SUBCOMMANDS
@@ -42,6 +44,19 @@ def test_info_bad_input(args, needle):
     assert res.returncode == 2 and needle in res.stderr
 
 
+@pytest.mark.parametrize("args,needle", [
+    (["bench", "--repeats", "0"], "argument --repeats: must be >= 1, got 0"),
+    (["bench", "--input-size", "250x256"], "H and W must be positive multiples of 16"),
+    (["deploy", "--model", "xs", "--target", "rk3399", "--tracker", "host:port"],
+     "argument --tracker: tracker 'host:port' is not HOST:PORT"),
+    (["tune", "--model", "xs", "--target", "host", "--trials", "-3"], "must be >= 1, got -3"),
+    (["demo", "--target", "host"], "argument --target: invalid choice: 'host'"),
+])
+def test_bad_arguments_are_usage_errors_naming_the_value(args, needle):
+    res = run_cli("-m", "compile", *args)
+    assert res.returncode == 2 and needle in res.stderr, res.stderr
+
+
 def test_build_bad_target_and_checkpoint(tmp_path):
     res = run_cli("-m", "compile", "build", "--model", "xs", "--target", "jetson",
                   "--output", str(tmp_path))
@@ -49,7 +64,12 @@ def test_build_bad_target_and_checkpoint(tmp_path):
     (tmp_path / "c.pth").write_bytes(b"junk")
     res = run_cli("-m", "compile", "build", "--model", "xs", "--target", "host",
                   "--checkpoint", str(tmp_path / "c.pth"), "--output", str(tmp_path / "o"))
-    assert res.returncode == 2 and "could not be read" in res.stderr
+    assert res.returncode == 2 and "is not a readable state_dict" in res.stderr
+    assert not (tmp_path / "o").exists()  # a failed build leaves no folder behind
+    (tmp_path / "kept").mkdir()  # ... but never removes one the user had
+    res = run_cli("-m", "compile", "build", "--model", "xs", "--target", "host",
+                  "--checkpoint", str(tmp_path / "c.pth"), "--output", str(tmp_path / "kept"))
+    assert res.returncode == 2 and (tmp_path / "kept").is_dir()
 
 
 @pytest.mark.compile
@@ -59,3 +79,10 @@ def test_build_cli_states_random_weights(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "RANDOM WEIGHTS" in res.stdout and "aarch64" in res.stdout
     assert (tmp_path / "model.so").is_file() and (tmp_path / "metadata.json").is_file()
+    image = tmp_path / "in.png"  # the aarch64 library on this x86-64 host: named, not dlopen'ed
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    res = run_cli("runtime/run.py", "--model", str(tmp_path), "--input", str(image),
+                  "--output", str(tmp_path / "out"))
+    assert res.returncode == 2
+    assert "built for target rk3399 (aarch64 code); this machine is x86_64" in res.stderr
+    assert "No such file" not in res.stderr

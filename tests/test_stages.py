@@ -89,7 +89,7 @@ def test_a_failing_stage_stops_the_run_and_keeps_valid_partial_output(tmp_path, 
     assert [r["image_id"] for r in results] == list(range(5))  # what finished, in order
     video = cv2.VideoCapture(str(tmp_path / "clip_pose.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
-    assert not list(tmp_path.glob(".video-*"))
+    assert not list(tmp_path.glob(".*_pose-*.mp4"))
 
 
 @pytest.mark.unit
@@ -163,7 +163,7 @@ def test_run_py_stops_on_sigint_and_keeps_valid_results(xs_host_artifact, tmp_pa
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
-        while time.time() < deadline and not list((tmp_path / "out").glob(".video-*")):
+        while time.time() < deadline and not list((tmp_path / "out").glob(".*_pose-*.mp4")):
             time.sleep(0.2)  # the first rendered frame exists: all stages are running
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGINT)

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from compile.build import BuildArgs, build
-from compile.targets import elf_machine
 from compile.tune import TuneArgs, tune
 from compile.tunedb import GRAPH, RECORDS, TuningDatabase
+from runtime.meta import elf_machine
 from tests.conftest import REPO, run_cli
 from tests.rpc_helpers import free_port, loopback_board, stop_tree
 from tests.test_build import assert_parity, run_host_library, torch_reference
@@ -46,10 +46,10 @@ def test_local_tuning_changes_the_module_and_keeps_parity(tuned_logs, tmp_path):
                               tuning_logs=tmp_path / "none"))
     tuned = build(BuildArgs(model="xs", target="host", output=tmp_path / "t", input_size=SIZE,
                             tuning_logs=tuned_logs))
-    report = tuned.metadata["tuning"]
-    assert untuned.metadata["tuning"] == "untuned" and report != "untuned"
-    assert 1 <= report["databases"][0]["tasks_covered"] <= report["tasks"]
-    assert report["databases"][0]["path"].endswith("host/xs-64x64")
+    report = tuned.meta.tuning
+    assert untuned.meta.tuning is None and report is not None
+    assert 1 <= report.tasks_covered == report.databases[0].tasks_covered <= report.tasks
+    assert report.databases[0].path.endswith("host/xs-64x64")
     assert untuned.library.read_bytes() != tuned.library.read_bytes()
     x, refs = torch_reference("xs", (64, 64))
     assert_parity(run_host_library(tuned.library, x), refs)
@@ -59,13 +59,13 @@ def test_local_tuning_changes_the_module_and_keeps_parity(tuned_logs, tmp_path):
 def test_arm_targets_reuse_host_schedules_labelled_as_transferred(tuned_logs, tmp_path):
     moved = build(BuildArgs(model="xs", target="rk3399", output=tmp_path / "t", input_size=SIZE,
                             tuning_logs=tuned_logs))
-    tuning = moved.metadata["tuning"]
-    assert tuning["transferred"] and tuning["schedules_from"] == "host"
-    assert tuning["databases"][0]["path"].endswith("host/xs-64x64")
+    tuning = moved.meta.tuning
+    assert tuning.transferred and tuning.schedules_from == "host"
+    assert tuning.databases[0].path.endswith("host/xs-64x64")
     assert elf_machine(moved.library) == "aarch64"
     refused = build(BuildArgs(model="xs", target="rk3399", output=tmp_path / "u", input_size=SIZE,
                               tuning_logs=tuned_logs, transfer=False))
-    assert refused.metadata["tuning"] == "untuned"
+    assert refused.meta.tuning is None
     res = run_cli("-m", "compile", "build", "--model", "xs", "--target", "rk3399", "--input-size",
                   SIZE, "--tuning-logs", str(tuned_logs), "--output", str(tmp_path / "cli"))
     assert res.returncode == 0, res.stderr
@@ -82,7 +82,7 @@ def test_a_stale_database_is_reported_and_not_applied(tuned_logs, tmp_path):
     (logs / "host" / "xs-64x64" / GRAPH).unlink()  # as written by a kit before the graph change
     result = build(BuildArgs(model="xs", target="host", output=tmp_path / "b", input_size=SIZE,
                              tuning_logs=logs))
-    assert result.metadata["tuning"] == "untuned"
+    assert result.meta.tuning is None
     assert result.stale == [logs / "host" / "xs-64x64"]
     res = run_cli("-m", "compile", "build", "--model", "xs", "--target", "host", "--input-size",
                   SIZE, "--tuning-logs", str(logs), "--output", str(tmp_path / "cli"))
@@ -96,17 +96,24 @@ def test_a_larger_variant_tuned_keeps_parity(tmp_path):
     tune(tiny(tmp_path, model="s", dataset="coco", trials=4))
     tuned = build(BuildArgs(model="s", target="host", output=tmp_path / "t", dataset="coco",
                             input_size=SIZE, tuning_logs=tmp_path / "logs"))
-    assert tuned.metadata["tuning"]["databases"][0]["tasks_covered"] >= 1
+    assert tuned.meta.tuning.tasks_covered >= 1
     x, refs = torch_reference("s", (64, 64), dataset="coco")
     assert_parity(run_host_library(tuned.library, x), refs)
 
 
 @pytest.mark.compile
-def test_other_sizes_reuse_matching_workloads(tuned_logs, tmp_path):
-    other = build(BuildArgs(model="xs", target="host", output=tmp_path, input_size="64x128",
+def test_other_builds_reuse_exactly_the_matching_workloads(tuned_logs, tmp_path):
+    """The scheduler's warm-up measures task 0 first: the stem conv, the same workload for
+    CrowdPose and COCO at one size, and a different one at another size."""
+    coco = build(BuildArgs(model="xs", target="host", dataset="coco", output=tmp_path / "c",
+                           input_size=SIZE, tuning_logs=tuned_logs))
+    tuning = coco.meta.tuning  # backbone tasks match the CrowdPose records, head tasks cannot
+    assert tuning is not None and not tuning.transferred
+    assert 1 <= tuning.tasks_covered < tuning.tasks
+    assert tuning.databases[0].path.endswith("host/xs-64x64")
+    other = build(BuildArgs(model="xs", target="host", output=tmp_path / "o", input_size="64x128",
                             tuning_logs=tuned_logs))
-    tuning = other.metadata["tuning"]  # only shape-independent tasks can match, if any
-    assert tuning == "untuned" or tuning["databases"][0]["tasks_covered"] < tuning["tasks"]
+    assert other.meta.tuning is None  # every conv of another input size is another workload
 
 
 @pytest.mark.compile
@@ -157,10 +164,17 @@ def test_unreachable_tracker_fails_within_seconds():
 
 
 @pytest.mark.unit
-def test_board_target_without_tracker_is_an_error(monkeypatch):
+def test_board_target_without_tracker_uses_the_local_one(monkeypatch, caplog):
+    """As deploy does: the virtual board's tracker; nothing there -> say how to get one."""
+    import compile.tracker
+
     monkeypatch.delenv("TVM_TRACKER_HOST", raising=False)
-    with pytest.raises(ValueError, match="runs on a board: give a tracker"):
+    monkeypatch.setattr(compile.tracker, "DEFAULT_TRACKER_PORT", free_port())  # nothing answers
+    caplog.set_level("INFO", logger="compile.tracker")
+    with pytest.raises(ValueError, match=r"cannot reach the RPC tracker at 127\.0\.0\.1") as info:
         tune(TuneArgs(model="xs", target="rpi4"))
+    assert "'make board'" in str(info.value) and "TRACKER=HOST:PORT" in str(info.value)
+    assert "no tracker given: using the virtual board's" in caplog.text
     with pytest.raises(ValueError, match="--trials must be >= 1"):
         tune(TuneArgs(model="xs", target="host", trials=0))
 

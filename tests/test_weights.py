@@ -41,6 +41,25 @@ def test_load_ignores_num_batches_tracked(tmp_path, xs_random):
     load_checkpoint(LitePose(MODELS["xs"].arch(), 14), tmp_path / "c.pth")
 
 
+class _NotATensor:
+    pass
+
+
+@pytest.mark.parametrize("content", ["corrupt", "truncated", "pickled object"])
+def test_an_unreadable_checkpoint_never_suggests_unsafe_loading(tmp_path, xs_random, content):
+    path = tmp_path / "c.pth"
+    if content == "corrupt":
+        path.write_bytes(b"not a checkpoint")
+    else:
+        torch.save(xs_random.state_dict() if content == "truncated" else
+                   {"state_dict": xs_random.state_dict(), "extra": _NotATensor()}, path)
+        if content == "truncated":
+            path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(ValueError, match="is not a readable state_dict") as info:
+        load_checkpoint(LitePose(MODELS["xs"].arch(), 14), path)
+    assert "weights_only=False" not in str(info.value) and info.value.__cause__ is None
+
+
 def test_bad_checkpoint_lists_every_problem(tmp_path, xs_random):
     sd = dict(xs_random.state_dict())
     del sd["first.0.0.weight"], sd["stage.3.9.inv.1.bias"]
@@ -63,10 +82,7 @@ def test_coco_checkpoint_does_not_load_into_crowdpose(tmp_path):
         load_checkpoint(LitePose(MODELS["xs"].arch(), 14), tmp_path / "coco.pth")
 
 
-def test_unreadable_checkpoint(tmp_path):
-    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="could not be read"):
-        load_checkpoint(LitePose(MODELS["xs"].arch(), 14), tmp_path / "junk.pth")
+def test_a_missing_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         load_checkpoint(LitePose(MODELS["xs"].arch(), 14), tmp_path / "missing.pth")
 

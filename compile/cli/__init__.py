@@ -17,6 +17,44 @@ def make_parser(name: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def input_size_arg(text: str) -> str:
+    """argparse ``type=`` for ``--input-size``: ``"HxW"``, both multiples of 16."""
+    from compile.models import parse_input_size
+
+    try:
+        h, w = parse_input_size(text, 0)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return f"{h}x{w}"
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=`` for counts that must be >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_input_size_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input-size", metavar="HxW", type=input_size_arg, default=None,
+                        help="network input size, multiples of 16 (default: the model's own)")
+
+
+def add_tracker_args(parser: argparse.ArgumentParser) -> None:
+    """``--tracker`` and ``--key`` (defaults: TVM_TRACKER_*, else the virtual board's tracker)."""
+    from compile.tracker import tracker_arg
+
+    parser.add_argument("--tracker", metavar="HOST:PORT", type=tracker_arg, default=None,
+                        help="RPC tracker (default: TVM_TRACKER_HOST/PORT, else 127.0.0.1:9190, "
+                        "the virtual board's)")
+    parser.add_argument("--key", default=None, help="board key at the tracker (default: the "
+                        "target's)")
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """``--model``, ``--dataset``, ``--input-size``, ``--checkpoint`` (choices from the registries)."""
     from compile.models import DATASETS, MODELS
@@ -25,8 +63,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="LitePose variant")
     parser.add_argument("--dataset", default="crowdpose", type=str.lower, choices=list(DATASETS),
                         help="joint set of the heads (default: crowdpose, 14 joints)")
-    parser.add_argument("--input-size", metavar="HxW", default=None,
-                        help="network input size, multiples of 16 (default: the model's own)")
+    add_input_size_arg(parser)
     parser.add_argument("--checkpoint", metavar="FILE", default=None,
                         help="official LitePose checkpoint (.pth/.pth.tar); default: seeded random")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")

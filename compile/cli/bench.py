@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compile.cli import fail, make_parser, setup_logging
+from compile.cli import add_input_size_arg, fail, make_parser, positive_int, setup_logging
 
 
 def main(argv: list[str]) -> int:
@@ -15,35 +15,30 @@ def main(argv: list[str]) -> int:
     from compile.models import MODELS
 
     parser.add_argument("--model", default="xs", type=str.lower, choices=list(MODELS))
-    parser.add_argument("--input-size", metavar="HxW", default=None)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=30, help="timed runs per engine (>= 30)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternation rounds")
+    add_input_size_arg(parser)
+    parser.add_argument("--threads", type=positive_int, default=2)
+    parser.add_argument("--repeats", type=positive_int, default=30,
+                        help="timed runs per engine, split over the rounds (default 30)")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="alternation rounds")
     parser.add_argument("--workdir", type=Path, default=Path("build/bench"))
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    from compile.bench import BenchArgs, plot, run, table
+    from compile.bench import BenchArgs, banner, plot, run, table
     from compile.info import model_stats
     from compile.models import get_dataset, get_model
 
     bargs = BenchArgs(model=args.model, input_size=args.input_size, threads=args.threads,
                       repeats=args.repeats, rounds=args.rounds, workdir=args.workdir)
-    if args.repeats < 1 or args.rounds < 1:
-        return fail(f"--repeats and --rounds must be >= 1 (got {args.repeats}, {args.rounds})")
     try:
         times, meta = run(bargs)
     except ValueError as err:
         return fail(str(err))
-    tuning = meta["tuning"]
-    covered = "untuned" if tuning == "untuned" else \
-        f"{sum(d['tasks_covered'] for d in tuning['databases'][:1])}/{tuning['tasks']} tasks tuned"
-    h, w = meta["input"]["shape"][2:]
-    print(f"LitePose-{meta['model'].upper()} {h}x{w}, {args.threads} threads, host; "
-          f"tvm-tuned: {covered}; seeded random weights (latency does not depend on them)")
+    h, w = meta.input_hw
+    print(banner(meta, args.threads))
     size = (h, w)
     macs = model_stats(get_model(args.model), get_dataset("crowdpose"), size).true_macs
     print(table(times, macs, args.threads))
-    out = plot(times, args.workdir / f"bench-{meta['model']}-{h}x{w}.png",
-               f"LitePose-{meta['model'].upper()} {h}x{w}, {args.threads} threads")
+    out = plot(times, args.workdir / f"bench-{meta.model}-{h}x{w}.png",
+               f"LitePose-{meta.model.upper()} {h}x{w}, {args.threads} threads")
     print(f"plot {out}")
     return 0

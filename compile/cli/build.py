@@ -46,20 +46,20 @@ def main(argv: list[str]) -> int:
         result = build(bargs)
     except ValueError as err:
         return fail(str(err))
-    meta = result.metadata
-    if meta["weights"]["source"] == "random":
+    meta = result.meta
+    if meta.weights.random:
         print(f"WARNING: {RANDOM_WEIGHTS_WARNING}")
-    tuning = meta["tuning"]
-    print(f"library   {result.library} ({meta['target']['arch']}, "
+    tuning = meta.tuning
+    print(f"library   {result.library} ({meta.target.arch}, "
           f"{result.library.stat().st_size / 1e6:.1f} MB)")
     print(f"metadata  {result.library.parent / 'metadata.json'}")
-    if tuning == "untuned":
+    if tuning is None:
         print("tuning    untuned (no database in tuning_logs/ covers a task of this build)")
-    elif tuning["transferred"]:
-        print(f"tuning    schedules TRANSFERRED from {tuning['schedules_from']} (tuned there, not "
-              f"on {meta['target']['name']}): re-tune on the board for its own")
-    for db in [] if tuning == "untuned" else tuning["databases"]:
-        print(f"tuning    {db['path']}: {db['tasks_covered']}/{tuning['tasks']} tasks")
+    elif tuning.transferred:
+        print(f"tuning    schedules TRANSFERRED from {tuning.schedules_from} (tuned there, not "
+              f"on {meta.target.name}): re-tune on the board for its own")
+    for db in () if tuning is None else tuning.databases:
+        print(f"tuning    {db.path}: {db.tasks_covered}/{tuning.tasks} tasks")
     for db in result.stale:
         print(f"tuning    STALE {db}: tuned on another graph version, not applied (re-tune)")
     print("timings   " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compile.cli import add_target_arg, fail, make_parser, setup_logging
+from compile.cli import (
+    add_input_size_arg,
+    add_target_arg,
+    add_tracker_args,
+    fail,
+    make_parser,
+    positive_int,
+    setup_logging,
+)
 
 
 def main(argv: list[str]) -> int:
@@ -17,10 +25,9 @@ def main(argv: list[str]) -> int:
     add_target_arg(parser)
     parser.add_argument("--artifact", type=Path, default=None,
                         help="artifact folder (default build/<model>-<target>; built if missing)")
-    parser.add_argument("--input-size", metavar="HxW", default=None)
-    parser.add_argument("--tracker", metavar="HOST:PORT", default=None)
-    parser.add_argument("--key", default=None)
-    parser.add_argument("--repeat", type=int, default=10, help="timed runs on the board")
+    add_input_size_arg(parser)
+    add_tracker_args(parser)
+    parser.add_argument("--repeat", type=positive_int, default=10, help="timed runs on the board")
     parser.add_argument("--no-compare", action="store_true",
                         help="do not also time the untuned build of a tuned or transferred artifact")
     args = parser.parse_args(argv)
@@ -36,8 +43,8 @@ def main(argv: list[str]) -> int:
     label = " (EMULATED under qemu: says nothing about a real board)" if res.emulated else ""
     print(f"board       {res.board}{label}")
     w = res.weights
-    print("weights     " + (f"SEEDED RANDOM (seed {w['seed']}): this checks parity, not accuracy"
-                             if w["source"] == "random" else f"checkpoint {w['path']}"))
+    print("weights     " + (f"SEEDED RANDOM (seed {w.seed}): this checks parity, not accuracy"
+                             if w.random else f"checkpoint {w.path}"))
     print(f"max |err|   {res.max_abs_err:.3g} (tolerance {res.tolerance:.3g})")
     print(f"schedules   {res.schedules}")
     print(f"latency     {res.latency_ms:.1f} ms median of {args.repeat}{label}")

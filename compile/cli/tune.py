@@ -4,26 +4,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import add_target_arg, fail, make_parser, setup_logging
+from . import (
+    add_input_size_arg,
+    add_target_arg,
+    add_tracker_args,
+    fail,
+    make_parser,
+    positive_int,
+    setup_logging,
+)
 
 
 def main(argv: list[str]) -> int:
     parser = make_parser("tune", "Tune LitePose with MetaSchedule (XGBoost cost model). Records are "
                          "appended to tuning_logs/<target>/<model>-<H>x<W>/ as they are measured; "
                          "a re-run resumes from them. Boards come from an RPC tracker: --tracker/"
-                         "--key, else TVM_TRACKER_HOST/PORT/KEY; without one only 'host' tunes "
-                         "(on this machine).")
+                         "--key, else TVM_TRACKER_HOST/PORT/KEY, else the virtual board's at "
+                         "127.0.0.1:9190 ('make board'); 'host' tunes on this machine.")
     from compile.models import DATASETS, MODELS
 
     parser.add_argument("--model", required=True, type=str.lower, choices=list(MODELS))
     parser.add_argument("--dataset", default="crowdpose", type=str.lower, choices=list(DATASETS))
     add_target_arg(parser)
-    parser.add_argument("--input-size", metavar="HxW", default=None)
-    parser.add_argument("--trials", type=int, default=64, help="new measurements in this run")
-    parser.add_argument("--trials-per-task", type=int, default=None)
-    parser.add_argument("--trials-per-batch", type=int, default=32)
-    parser.add_argument("--tracker", metavar="HOST:PORT", default=None)
-    parser.add_argument("--key", default=None, help="board key at the tracker (default: the target's)")
+    add_input_size_arg(parser)
+    parser.add_argument("--trials", type=positive_int, default=64,
+                        help="new measurements in this run")
+    parser.add_argument("--trials-per-task", type=positive_int, default=None)
+    parser.add_argument("--trials-per-batch", type=positive_int, default=32)
+    add_tracker_args(parser)
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds per candidate run (RPC session timeout on boards)")
     parser.add_argument("--tuning-logs", type=Path, default=None, help="database root (default: "
@@ -32,7 +40,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     from compile.progress import summary_table
-    from compile.tune import TUNING_LOGS, TuneArgs, tune
+    from compile.tune import TuneArgs, tune
+    from compile.tunedb import TUNING_LOGS
 
     targs = TuneArgs(model=args.model, target=args.target, trials=args.trials,
                      trials_per_task=args.trials_per_task, input_size=args.input_size,

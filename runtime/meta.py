@@ -1,0 +1,266 @@
+"""The artifact contract: ``ArtifactMeta``, the one description of a compiled LitePose folder.
+
+``python -m compile build`` writes it (``metadata.json`` next to ``model.so``); deploy and
+run.py read it through :meth:`ArtifactMeta.read`. Standard library only: it runs on boards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from .atomic import write_json_atomic
+
+SCHEMA_VERSION = 2
+LIBRARY_NAME = "model.so"
+METADATA_NAME = "metadata.json"
+ELF_MACHINES = {"x86_64": 0x3E, "aarch64": 0xB7}
+DEVICES = ("cpu", "opencl")
+WEIGHT_SOURCES = ("random", "checkpoint")
+
+
+class MetadataError(ValueError):
+    """A metadata file this runtime cannot use; the message names the file and the field."""
+
+
+def elf_machine(path: str | Path) -> str:
+    """The machine of an ELF file as a key of ``ELF_MACHINES`` (or ``"0x.."`` if unknown).
+
+    Raises ``ValueError`` when the file is not an ELF object.
+    """
+    with open(path, "rb") as fh:
+        header = fh.read(20)
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        raise ValueError(f"{path} is not an ELF shared object")
+    code = int.from_bytes(header[18:20], "little")
+    return next((k for k, v in ELF_MACHINES.items() if v == code), hex(code))
+
+
+def this_machine() -> str:
+    """This machine's architecture in ``ELF_MACHINES`` terms (``arm64`` is ``aarch64``)."""
+    machine = platform.machine().lower()
+    return {"arm64": "aarch64", "amd64": "x86_64"}.get(machine, machine)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The network input: a letterboxed, normalised image."""
+
+    shape: tuple[int, int, int, int]  # (1, 3, H, W)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    scale: float = 1 / 255  # pixel values are multiplied by this before (x - mean) / std
+    layout: str = "NCHW"
+    color: str = "RGB"
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One network output: ``(1, C, H / stride, W / stride)``."""
+
+    shape: tuple[int, int, int, int]
+    stride: int
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What the library was compiled for."""
+
+    name: str  # a preset of ``python -m compile build --target``
+    arch: str  # a key of ELF_MACHINES
+    device: str  # "cpu" or "opencl"
+    tvm: str  # the TVM target string
+    rpc_key: str | None  # default tracker key of boards of this kind
+
+
+@dataclass(frozen=True)
+class WeightsMeta:
+    """Where the weights came from."""
+
+    source: str  # "random" or "checkpoint"
+    sha256: str
+    path: str | None = None
+    seed: int | None = None
+
+    @property
+    def random(self) -> bool:
+        return self.source == "random"
+
+
+@dataclass(frozen=True)
+class DatabaseRef:
+    path: str
+    digest: str
+    tasks_covered: int
+
+
+@dataclass(frozen=True)
+class TuningInfo:
+    """The MetaSchedule records a build applied (absent: untuned)."""
+
+    tasks: int
+    tasks_covered: int  # tasks with a record in any of the databases
+    graph: str  # the graph version the records were tuned on
+    schedules_from: str  # the target whose databases were applied
+    transferred: bool  # True when that is another target than the artifact's
+    databases: tuple[DatabaseRef, ...]
+
+
+@dataclass(frozen=True)
+class ArtifactMeta:
+    """Everything the runtime, deploy and users need to know about one artifact."""
+
+    model: str
+    dataset: str
+    input: InputSpec
+    outputs: tuple[OutputSpec, OutputSpec]  # (heatmaps + tags at stride 4, heatmaps at stride 2)
+    keypoints: tuple[str, ...]
+    flip_index: tuple[int, ...]
+    skeleton: tuple[tuple[int, int], ...]
+    joint_order: tuple[int, ...]
+    target: TargetInfo
+    weights: WeightsMeta
+    tuning: TuningInfo | None
+    kit_version: str
+    tvm_version: str
+    created: str
+    library: str = LIBRARY_NAME
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.keypoints)
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return self.input.shape[2], self.input.shape[3]
+
+    @property
+    def schedules(self) -> str:
+        """``untuned``, ``tuned for <target>`` or ``transferred from <target>``."""
+        if self.tuning is None:
+            return "untuned"
+        if self.tuning.transferred:
+            return f"transferred from {self.tuning.schedules_from}"
+        return f"tuned for {self.target.name}"
+
+    def describe(self) -> str:
+        h, w = self.input_hw
+        cover = f" ({self.tuning.tasks_covered}/{self.tuning.tasks} tasks)" if self.tuning else ""
+        return (f"LitePose-{self.model.upper()} {self.dataset} {h}x{w} on {self.target.name}, "
+                f"{self.schedules}{cover}; built {self.created} by kit {self.kit_version}, "
+                f"TVM {self.tvm_version}")
+
+    def validate(self, where: str = METADATA_NAME) -> ArtifactMeta:
+        """Check the fields against each other and what this runtime reads; returns self."""
+        j = self.num_joints
+        checks = [
+            ("input.shape", len(self.input.shape) == 4 and self.input.shape[:2] == (1, 3),
+             f"(1, 3, H, W), got {self.input.shape}"),
+            ("input.layout", self.input.layout == "NCHW", f"NCHW, got {self.input.layout!r}"),
+            ("input.color", self.input.color == "RGB", f"RGB, got {self.input.color!r}"),
+            ("input.dtype", self.input.dtype == "float32", f"float32, got {self.input.dtype!r}"),
+            ("outputs", [o.shape[1] for o in self.outputs] == [2 * j, j],
+             f"channels (2J, J) = ({2 * j}, {j}), got {[o.shape[1] for o in self.outputs]}"),
+            ("flip_index", sorted(self.flip_index) == list(range(j)), f"a permutation of {j} joints"),
+            ("joint_order", sorted(self.joint_order) == list(range(j)), f"a permutation of {j} joints"),
+            ("target.arch", self.target.arch in ELF_MACHINES,
+             f"one of {', '.join(ELF_MACHINES)}, got {self.target.arch!r}"),
+            ("target.device", self.target.device in DEVICES,
+             f"one of {', '.join(DEVICES)}, got {self.target.device!r}"),
+            ("weights.source", self.weights.source in WEIGHT_SOURCES,
+             f"one of {', '.join(WEIGHT_SOURCES)}, got {self.weights.source!r}"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise MetadataError(f"{where}: field {name!r} must be {expected}")
+        return self
+
+    def to_dict(self) -> dict:
+        raw = dataclasses.asdict(self)
+        raw["tuning"] = raw["tuning"] or "untuned"
+        return json.loads(json.dumps(raw))  # tuples -> lists, as JSON has them
+
+    @classmethod
+    def from_dict(cls, raw: dict, where: str = METADATA_NAME) -> ArtifactMeta:
+        """Parse and validate; a newer schema, a missing or mistyped field raises
+        ``MetadataError`` naming it."""
+        if not isinstance(raw, dict):
+            raise MetadataError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+        version = raw.get("schema_version")
+        if version != SCHEMA_VERSION:
+            newer = isinstance(version, int) and version > SCHEMA_VERSION
+            raise MetadataError(
+                f"{where}: field 'schema_version' is {version!r}; this runtime reads version "
+                f"{SCHEMA_VERSION}: " + ("update the kit on this machine" if newer
+                                         else "rebuild the artifact with 'python -m compile build'"))
+        raw = dict(raw)
+        tuning = raw.get("tuning")
+        raw["tuning"] = None if tuning == "untuned" else tuning
+        try:
+            meta = _parse(cls, raw, "")
+        except _FieldError as err:
+            raise MetadataError(f"{where}: {err}") from None
+        return meta.validate(where)
+
+    @classmethod
+    def read(cls, folder: str | Path) -> ArtifactMeta:
+        """Read ``folder/metadata.json``; ``MetadataError`` when it is missing or unusable."""
+        path = Path(folder) / METADATA_NAME
+        if not path.is_file():
+            raise MetadataError(f"{folder} is not a LitePose artifact folder: {METADATA_NAME} is "
+                                "missing (build one with 'python -m compile build')")
+        try:
+            raw = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise MetadataError(f"{path} is not valid JSON: {err}") from err
+        return cls.from_dict(raw, str(path))
+
+    def write(self, folder: str | Path) -> Path:
+        """Write ``folder/metadata.json`` atomically."""
+        path = Path(folder) / METADATA_NAME
+        write_json_atomic(path, self.to_dict(), indent=2)
+        return path
+
+
+class _FieldError(Exception):
+    """A field problem inside :func:`_parse`; ``from_dict`` adds the file name."""
+
+
+_NESTED = {"input": InputSpec, "target": TargetInfo, "weights": WeightsMeta,
+           "tuning": TuningInfo}
+
+
+def _parse(cls, raw, prefix: str):
+    """Build dataclass ``cls`` from ``raw``, naming the first missing or mistyped field."""
+    if not isinstance(raw, dict):
+        raise _FieldError(f"field {prefix.rstrip('.')!r} must be an object, got {raw!r}")
+    values = {}
+    for f in dataclasses.fields(cls):
+        name = prefix + f.name
+        if f.name not in raw:
+            if f.default is dataclasses.MISSING:
+                raise _FieldError(f"field {name!r} is missing")
+            continue
+        value = raw[f.name]
+        if str(f.type).startswith("tuple") and not isinstance(value, list):
+            raise _FieldError(f"field {name!r} has an unusable value {value!r}: expected a list")
+        try:
+            if f.name in _NESTED:
+                value = None if value is None else _parse(_NESTED[f.name], value, name + ".")
+            elif f.name == "outputs":
+                value = tuple(_parse(OutputSpec, o, f"{name}[{i}].") for i, o in enumerate(value))
+            elif f.name == "databases":
+                value = tuple(_parse(DatabaseRef, d, f"{name}[{i}].") for i, d in enumerate(value))
+            elif f.name == "skeleton":
+                value = tuple(tuple(int(v) for v in pair) for pair in value)
+            elif isinstance(value, list):
+                value = tuple(value)
+        except (TypeError, ValueError):
+            raise _FieldError(f"field {name!r} has an unusable value {value!r}") from None
+        values[f.name] = value
+    return cls(**values)

@@ -1,5 +1,7 @@
 # LitePose edge kit: every target is one CLI call. Variables: MODEL, TARGET, DATASET, OUT,
-# CHECKPOINT, TRACKER, KEY. 'make demo' and 'make test' set the environment up when it is missing.
+# CHECKPOINT, TRACKER, KEY, PARALLEL (tune), BOARDS (board); for eval: IMAGES, ANNOTATIONS,
+# FLIP=1, REFERENCE=1, MAX_IMAGES. 'make demo' and 'make test' set the environment up when it is
+# missing.
 PY      ?= .venv/bin/python
 MODEL   ?= xs
 TARGET  ?= host
@@ -9,9 +11,16 @@ PYTEST_ARGS ?=
 TRIALS  ?= 64
 TRACKER ?=
 KEY     ?=
+PARALLEL ?=
+BOARDS  ?= 1
 CHECKPOINT ?=
+IMAGES  ?=
+ANNOTATIONS ?=
+FLIP    ?=
+REFERENCE ?=
+MAX_IMAGES ?=
 
-.PHONY: setup demo test lint info compile tune bench bench-post board board-stop board-status deploy
+.PHONY: setup demo test lint info compile tune bench bench-post board board-stop board-status deploy eval
 
 setup:  ## Debian packages + .venv with the pinned host, device and dev dependencies
 	bash scripts/setup.sh
@@ -38,13 +47,13 @@ bench-post:  ## grouping kernels vs the slow reference; run.py vs inference alon
 	$(PY) -m tests.bench_post --artifact $(OUT)
 
 tune:   ## MetaSchedule tuning; TRACKER=host:port KEY=... for boards (else TVM_TRACKER_* or local host)
-	$(PY) -m compile tune --model $(MODEL) --target $(TARGET) --trials $(TRIALS) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY))
+	$(PY) -m compile tune --model $(MODEL) --target $(TARGET) --trials $(TRIALS) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY)) $(if $(PARALLEL),--parallel $(PARALLEL))
 
 bench:  ## TVM tuned / untuned vs ONNX Runtime vs PyTorch on this machine
 	$(PY) -m compile bench --model $(MODEL)
 
-board:  ## build (once, cached in ~/.cache) and start the virtual aarch64 board at 127.0.0.1:9190
-	$(PY) -m compile board start --key $(or $(KEY),rk3399)
+board:  ## build (once, cached in ~/.cache) and start BOARDS virtual aarch64 boards at 127.0.0.1:9190
+	$(PY) -m compile board start --key $(or $(KEY),rk3399) --boards $(BOARDS)
 
 board-stop:
 	$(PY) -m compile board stop
@@ -54,3 +63,6 @@ board-status:
 
 deploy: ## upload build/$(MODEL)-$(TARGET) to a board from the tracker, verify and time it
 	$(PY) -m compile deploy --model $(MODEL) --target $(TARGET) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY))
+
+eval:   ## accuracy of $(OUT) on IMAGES= ANNOTATIONS= (FLIP=1: paper protocol, REFERENCE=1: PyTorch row)
+	$(PY) -m compile eval --artifact $(OUT) --output $(OUT)/eval $(if $(IMAGES),--images $(IMAGES)) $(if $(ANNOTATIONS),--annotations $(ANNOTATIONS)) $(if $(FLIP),--flip) $(if $(REFERENCE),--reference) $(if $(MAX_IMAGES),--max-images $(MAX_IMAGES)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY))

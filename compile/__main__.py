@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "deploy": ("compile.cli.deploy", "upload an artifact to a board over RPC, verify and time it"),
     "board": ("compile.cli.board", "build / start / stop / query the virtual aarch64 board"),
     "bench": ("compile.cli.bench", "TVM vs ONNX Runtime, OpenVINO, ncnn, PyTorch on this machine"),
+    "eval": ("compile.cli.eval", "accuracy of an artifact on a COCO / CrowdPose keypoint set"),
     "demo": ("compile.cli.demo", "build for a board, start the virtual board, deploy, run.py there"),
 }
 

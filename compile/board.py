@@ -4,12 +4,14 @@
 ``LITEPOSE_BOARD_DIR``): Debian bookworm arm64 packages unpacked with ``dpkg -x`` (no arm64 code
 runs to install them), the aarch64 wheels of the device dependencies in ``site/``, and a
 ``pyarm`` wrapper that runs the board's Python 3.11 under ``qemu-aarch64-static``.
-``start_board`` starts a tracker on 127.0.0.1 and an RPC server inside the board registered
-under a key; ``stop_board`` ends exactly those processes (pid files).
+``start_board`` starts a tracker on 127.0.0.1 and one or more RPC servers inside the board, all
+registered under one key (a small farm, as a lab puts many boards behind one key);
+``stop_board`` ends exactly those processes (pid files).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -45,7 +47,7 @@ class BoardState:
     tracker_port: int
     key: str
     tracker_pid: int
-    server_pid: int
+    server_pids: tuple[int, ...]  # one emulated RPC server per board
 
 
 def _run(cmd: list[str], **kw) -> None:
@@ -146,7 +148,12 @@ def _state_path() -> Path:
 
 def read_state() -> BoardState | None:
     path = _state_path()
-    return BoardState(**json.loads(path.read_text())) if path.is_file() else None
+    if not path.is_file():
+        return None
+    raw = json.loads(path.read_text())
+    if "server_pid" in raw:  # written by a kit of one board per tracker
+        raw["server_pids"] = [raw.pop("server_pid")]
+    return BoardState(**{**raw, "server_pids": tuple(raw["server_pids"])})
 
 
 def _alive(pid: int) -> bool:
@@ -157,11 +164,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def start_board(port: int = 9190, key: str = "rk3399", timeout: float = 180.0) -> BoardState:
-    """Start a tracker on 127.0.0.1:``port`` and the emulated RPC server registered as ``key``."""
+def board_cpus(boards: int) -> list[list[int]]:
+    """This machine's CPUs shared out among ``boards`` emulated boards, as a lab's boards each
+    have their own: N boards on C cores get C/N cores each (one each, shared round-robin, when
+    N > C). One board gets them all."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if boards >= len(cpus):
+        return [[cpus[i % len(cpus)]] for i in range(boards)]
+    share = len(cpus) // boards
+    return [cpus[i * share:(i + 1) * share] for i in range(boards)]
+
+
+def start_board(port: int = 9190, key: str = "rk3399", timeout: float = 180.0,
+                boards: int = 1) -> BoardState:
+    """Start a tracker on 127.0.0.1:``port`` and ``boards`` emulated RPC servers registered as
+    ``key`` (each its own qemu process and port; several are pinned to their own cores, see
+    :func:`board_cpus`, and their TVM thread pools sized to them)."""
+    if boards < 1:
+        raise ValueError(f"boards must be >= 1, got {boards}")
     base = ensure_board()
     state = read_state()
-    if state and _alive(state.server_pid):
+    if state and any(_alive(pid) for pid in state.server_pids):
         raise ValueError(f"a board is already running (tracker 127.0.0.1:{state.tracker_port}, key "
                          f"{state.key!r}); stop it with 'make board-stop'")
     run_dir = _state_path().parent
@@ -171,13 +194,17 @@ def start_board(port: int = 9190, key: str = "rk3399", timeout: float = 180.0) -
                                 "--port", str(port), "--port-end", str(port + 1)],
                                stdout=log, stderr=log, start_new_session=True)
     site = base / "site"
-    slog = (run_dir / "server.log").open("w")
-    server = subprocess.Popen(
-        [str(base / "pyarm"), "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1",
-         "--port", "9090", "--port-end", "9190", "--tracker", f"127.0.0.1:{port}", "--key", key,
-         "--load-library", str(site / "tvm/lib/libtvm_runtime_extra.so")],
-        env=board_env(base), stdout=slog, stderr=slog, start_new_session=True)
-    state = BoardState("127.0.0.1", port, key, tracker.pid, server.pid)
+    servers = []
+    for i, cpus in enumerate(board_cpus(boards)):
+        slog = (run_dir / f"server-{i}.log").open("w")
+        env = board_env(base) if boards == 1 else {**board_env(base), "TVM_NUM_THREADS": str(len(cpus))}
+        servers.append(subprocess.Popen(
+            [str(base / "pyarm"), "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1",
+             "--port", "9090", "--port-end", "9190", "--tracker", f"127.0.0.1:{port}", "--key", key,
+             "--load-library", str(site / "tvm/lib/libtvm_runtime_extra.so")],
+            env=env, stdout=slog, stderr=slog, start_new_session=True,
+            preexec_fn=None if boards == 1 else functools.partial(os.sched_setaffinity, 0, cpus)))
+    state = BoardState("127.0.0.1", port, key, tracker.pid, tuple(s.pid for s in servers))
     _state_path().write_text(json.dumps(asdict(state)))
     try:
         wait_registered(state, timeout)
@@ -188,22 +215,26 @@ def start_board(port: int = 9190, key: str = "rk3399", timeout: float = 180.0) -
 
 
 def wait_registered(state: BoardState, timeout: float) -> None:
+    """Until every server of ``state`` is free at the tracker under its key."""
     from tvm import rpc
 
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if not _alive(state.server_pid):
-            raise RuntimeError(f"the board's RPC server exited; see {_state_path().parent}/server.log")
+        dead = [i for i, pid in enumerate(state.server_pids) if not _alive(pid)]
+        if dead:
+            raise RuntimeError(f"the board's RPC server exited; see {_state_path().parent}/"
+                               f"server-{dead[0]}.log")
         try:
             # connect_tracker logs a warning per retry: wait for the port quietly first
             socket.create_connection((state.tracker_host, state.tracker_port), timeout=1).close()
             queue = rpc.connect_tracker(state.tracker_host, state.tracker_port).summary()["queue_info"]
-            if state.key in queue:
+            if queue.get(state.key, {}).get("free", 0) >= len(state.server_pids):
                 return
         except Exception:  # tracker still starting
             pass
         time.sleep(1)
-    raise TimeoutError(f"the board did not register under {state.key!r} within {timeout:.0f} s")
+    raise TimeoutError(f"the {len(state.server_pids)} board(s) did not register under "
+                       f"{state.key!r} within {timeout:.0f} s")
 
 
 def _kill_group(pid: int) -> None:
@@ -217,11 +248,11 @@ def _kill_group(pid: int) -> None:
 
 
 def stop_board() -> bool:
-    """End the tracker and the board server started by ``start_board`` (pid files only)."""
+    """End the tracker and the board servers started by ``start_board`` (pid files only)."""
     state = read_state()
     if state is None:
         return False
-    for pid in (state.server_pid, state.tracker_pid):
+    for pid in (*state.server_pids, state.tracker_pid):
         _kill_group(pid)
     _state_path().unlink(missing_ok=True)
     return True

@@ -86,18 +86,27 @@ def check_artifact(folder: Path, target: str) -> ArtifactMeta:
     return meta
 
 
+def load_reference(meta: ArtifactMeta, checkpoint: str | Path | None = None):
+    """The PyTorch model of the artifact's own weights (``checkpoint`` overrides the path the
+    metadata records); ``ValueError`` when the weights' digest differs from the artifact's."""
+    from .frontend import load_model
+
+    weights = meta.weights
+    loaded = load_model(get_model(meta.model), get_dataset(meta.dataset),
+                        checkpoint or weights.path, weights.seed or 0)
+    if loaded.weights.sha256 != weights.sha256:
+        raise ValueError("the host cannot rebuild the artifact's weights (digest differs); "
+                         "pass the checkpoint it was built with")
+    return loaded
+
+
 def host_reference(meta: ArtifactMeta, seed: int = 7) -> tuple[np.ndarray, list[np.ndarray]]:
     """The fixed input and the PyTorch outputs of the artifact's own weights."""
     import torch
 
-    from .frontend import example_input, load_model
+    from .frontend import example_input
 
-    weights = meta.weights
-    loaded = load_model(get_model(meta.model), get_dataset(meta.dataset), weights.path,
-                        weights.seed or 0)
-    if loaded.weights.sha256 != weights.sha256:
-        raise ValueError("the host cannot rebuild the artifact's weights (digest differs); "
-                         "pass the checkpoint it was built with")
+    loaded = load_reference(meta)
     x = example_input(meta.input_hw, seed=seed)
     with torch.no_grad():
         return x.numpy(), [o.numpy() for o in loaded.model(x)]
@@ -112,25 +121,47 @@ def is_virtual_board(tracker: Tracker) -> bool:
                 and tracker.host in ("127.0.0.1", "localhost"))
 
 
+class RemoteArtifact:
+    """An artifact uploaded to a board from the tracker and loaded there: ``meta`` and
+    ``infer`` as :class:`runtime.artifact.Artifact`, so the runtime's pipeline can drive it."""
+
+    def __init__(self, tracker: Tracker, folder: Path, meta: ArtifactMeta, session_timeout: int = 600):
+        import tvm
+        from tvm import rpc
+        from tvm.runtime.vm import VirtualMachine
+
+        self.folder, self.meta, self._tvm = Path(folder), meta, tvm
+        self.remote = rpc.connect_tracker(tracker.host, tracker.port).request(
+            tracker.key, priority=1, session_timeout=session_timeout)
+        self.remote.upload(str(self.folder / meta.library))
+        lib = self.remote.load_module(meta.library)
+        self.device = self.remote.cl(0) if meta.target.device == "opencl" else self.remote.cpu(0)
+        self.vm = VirtualMachine(lib, self.device)
+
+    def infer(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """image (1, 3, H, W) float32 -> the two outputs, run on the board (RPC: the VM is
+        driven with set_input / invoke_stateful / get_outputs)."""
+        if image.shape != self.meta.input.shape:
+            raise ValueError(f"input shape {image.shape} does not match the artifact's "
+                             f"{self.meta.input.shape}")
+        self.vm.set_input("main", self._tvm.runtime.tensor(image, self.device))
+        self.vm.invoke_stateful("main")
+        out0, out1 = (o.numpy() for o in self.vm.get_outputs("main"))
+        return out0, out1
+
+    def time(self, repeat: int) -> list[float]:
+        """Seconds of ``repeat`` runs of the last input, timed on the board."""
+        timer = self.vm.time_evaluator("invoke_stateful", self.device, number=1, repeat=repeat)
+        return list(timer("main").results)
+
+
 def run_remote(tracker: Tracker, meta: ArtifactMeta, folder: Path, x: np.ndarray, repeat: int,
                session_timeout: int):
     """Upload, run once for the outputs, then time ``repeat`` runs; (outputs, seconds list)."""
-    import tvm
-    from tvm import rpc
-    from tvm.runtime.vm import VirtualMachine
-
-    remote = rpc.connect_tracker(tracker.host, tracker.port).request(
-        tracker.key, priority=1, session_timeout=session_timeout)
-    remote.upload(str(folder / meta.library))
-    lib = remote.load_module(meta.library)
-    dev = remote.cl(0) if meta.target.device == "opencl" else remote.cpu(0)
-    vm = VirtualMachine(lib, dev)
-    vm.set_input("main", tvm.runtime.tensor(x, dev))
-    vm.invoke_stateful("main")
-    outputs = [o.numpy() for o in vm.get_outputs("main")]
+    board = RemoteArtifact(tracker, folder, meta, session_timeout)
+    outputs = list(board.infer(x))
     logger.info("uploaded and ran %s on %s: timing %d runs", meta.library, tracker.key, repeat)
-    timer = vm.time_evaluator("invoke_stateful", dev, number=1, repeat=repeat)
-    return outputs, list(timer("main").results)
+    return outputs, board.time(repeat)
 
 
 def deploy(args: DeployArgs) -> DeployResult:

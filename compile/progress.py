@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,8 @@ class TaskStats:
     trials: int = 0
     failed: int = 0
     best_s: float = math.inf  # best measured seconds (this run or the database)
+    boards: Counter = field(default_factory=Counter)  # trials per board address (boards only)
+    board_failed: Counter = field(default_factory=Counter)  # failed trials per board address
 
 
 @dataclass
@@ -37,6 +41,18 @@ class TuneResult:
     skipped_lines: list[str] = field(default_factory=list)
     plot: Path | None = None
     seconds: float = 0.0
+    measure_seconds: float = 0.0  # from the start of the search to the last batch collected
+
+    @property
+    def boards(self) -> Counter:
+        """Trials per board over all tasks (empty when tuning on this machine)."""
+        return sum((t.boards for t in self.tasks), Counter())
+
+    @property
+    def per_minute(self) -> float:
+        """Measurement throughput: candidates collected per minute of measuring."""
+        trials = sum(t.trials for t in self.tasks)
+        return 60 * trials / self.measure_seconds if self.measure_seconds > 0 else 0.0
 
     @property
     def estimated_latency(self) -> float:
@@ -55,11 +71,14 @@ class ProgressCallback(PyMeasureCallback):
     """Counts trials and failures per task and shows the best estimated end-to-end latency."""
 
     def __init__(self, result: TuneResult, database, total: int, show: bool = True,
-                 on_batch: Callable[[int, float], None] | None = None):
+                 on_batch: Callable[[int, float], None] | None = None,
+                 take_boards: Callable[[], list] | None = None):
         super().__init__()
         self.result, self.database, self.total = result, database, total
         self.on_batch = on_batch  # told each task's best seconds after each batch (the scheduler)
+        self.take_boards = take_boards  # the board of each candidate of the batch (board runner)
         self.bar = tqdm(total=total, unit="trial", disable=not show, dynamic_ncols=True)
+        self.start = time.perf_counter()
 
     def _init_tasks(self, task_scheduler) -> None:
         for rec in task_scheduler.tasks_:
@@ -71,10 +90,19 @@ class ProgressCallback(PyMeasureCallback):
         if not self.result.tasks:
             self._init_tasks(task_scheduler)
         task = self.result.tasks[task_id]
+        # the board runner saw only the candidates that built, in order
+        boards = iter(self.take_boards()) if self.take_boards else None
+        seen = set()
         for built, ran in zip(builder_results, runner_results, strict=True):
             task.trials += 1
+            board = (next(boards, None) or "unknown") if boards and not built.error_msg else None
+            if board:
+                seen.add(board)
+                task.boards[board] += 1
             if built.error_msg or ran.error_msg or not ran.run_secs:
                 task.failed += 1
+                if board:
+                    task.board_failed[board] += 1
             else:
                 task.best_s = min(task.best_s, statistics.fmean(float(s) for s in ran.run_secs))
         if self.on_batch is not None:
@@ -82,9 +110,12 @@ class ProgressCallback(PyMeasureCallback):
         latency = self.result.estimated_latency
         self.result.history.append((self.bar.n + len(runner_results), latency))
         unknown = sum(1 for t in self.result.tasks if math.isinf(t.best_s))
+        self.result.measure_seconds = time.perf_counter() - self.start
+        farm = (f" | {len(seen)} board(s) {self.result.per_minute:.1f} cand/min"
+                if self.take_boards else f" | {self.result.per_minute:.1f} cand/min")
         self.bar.set_postfix_str(f"task {task_id + 1}/{len(self.result.tasks)} {task.name[:28]} | est. "
                                  + (f"{latency * 1e3:.2f} ms" if not unknown
-                                    else f"? ({unknown} tasks unmeasured)"), refresh=False)
+                                    else f"? ({unknown} tasks unmeasured)") + farm, refresh=False)
         self.bar.update(len(runner_results))
 
     def close(self) -> None:
@@ -94,19 +125,27 @@ class ProgressCallback(PyMeasureCallback):
 def summary_table(result) -> str:
     """Per-task table: weight, trials, failures, best latency, GFLOP/s, share of the total."""
     total = result.estimated_latency
+    boards = sorted(result.boards)
     rows = [f"{'task':40s} {'w':>3s} {'trials':>6s} {'failed':>6s} {'best ms':>9s} "
-            f"{'GFLOP/s':>8s} {'share':>6s}"]
+            f"{'GFLOP/s':>8s} {'share':>6s}" + ("  per board" if boards else "")]
     for t in sorted(result.tasks, key=lambda t: -(t.weight * t.best_s if t.best_s < math.inf else 0)):
         known = not math.isinf(t.best_s)
         best = f"{t.best_s * 1e3:9.3f}" if known else f"{'-':>9s}"
         gflops = f"{t.flop / t.best_s / 1e9:8.1f}" if known else f"{'-':>8s}"
         share = f"{100 * t.weight * t.best_s / total:5.1f}%" if known and math.isfinite(total) else "     -"
+        per_board = ("  " + "+".join(str(t.boards[b]) for b in boards)) if boards else ""
         rows.append(f"{t.name[:40]:40s} {t.weight:3.0f} {t.trials:6d} {t.failed:6d} {best} "
-                    f"{gflops} {share}")
+                    f"{gflops} {share}{per_board}")
     failed = sum(t.failed for t in result.tasks)
     trials = sum(t.trials for t in result.tasks)
     est = f"{total * 1e3:.2f} ms" if math.isfinite(total) else "unknown (some tasks unmeasured)"
     rows.append(f"{trials} trials, {failed} failed; estimated end-to-end latency {est}")
+    rows.append(f"throughput {result.per_minute:.1f} candidates/min over {result.measure_seconds:.0f} s "
+                "(candidate builds here and runs on the boards, overlapped)")
+    if boards:
+        failed_on = sum((t.board_failed for t in result.tasks), Counter())
+        rows.append("boards     " + ", ".join(f"{b}: {result.boards[b]} trials ({failed_on[b]} failed)"
+                                              for b in boards))
     return "\n".join(rows)
 
 

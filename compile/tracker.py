@@ -85,3 +85,23 @@ def check_tracker(tracker: Tracker, timeout: float = 3.0) -> int:
                          f"{tracker.port} (keys: {', '.join(queue) or 'none'}); "
                          f"see: {tracker.query_command()}")
     return int(queue[tracker.key].get("free", 0))
+
+
+def request_board(tracker: Tracker, priority: int = 1, session_timeout: float = 0):
+    """A session on a free board of ``tracker.key`` (waits in the tracker's queue while none is
+    free) and the board's address ``"host:port"``, which ``TrackerSession.request`` does not
+    return: the tracker protocol's REQUEST, answered with the server's address, then a connect."""
+    from tvm import rpc
+    from tvm.rpc import base
+
+    client = rpc.connect_tracker(tracker.host, tracker.port)
+    try:
+        base.sendjson(client._sock, [base.TrackerCode.REQUEST, tracker.key, "", priority])
+        value = base.recvjson(client._sock)
+    finally:
+        client.close()
+    if value[0] != base.TrackerCode.SUCCESS:
+        raise RuntimeError(f"the tracker at {tracker.host}:{tracker.port} refused a {tracker.key!r} "
+                           f"board: {value}")
+    url, port, matchkey = value[1]
+    return rpc.connect(url, port, matchkey, session_timeout), f"{url}:{port}"

@@ -36,6 +36,8 @@ class TuneArgs:
     timeout: float = 120.0  # per candidate on the board (RPC session) or locally
     builder_timeout: float = 180.0
     trials_per_batch: int = 32
+    parallel: int | None = None  # candidates in flight on boards; default: the free boards
+    build_workers: int | None = None  # candidate builds at once; default: this machine's cores
     tuning_logs: Path = TUNING_LOGS
     work_dir: Path | None = None  # logs and plot; default build/tune-<target>-<model>-<HxW>
     progress: bool = True
@@ -44,9 +46,10 @@ class TuneArgs:
         return "\n".join(f"  {k:16s} {v}" for k, v in asdict(self).items())
 
 
-def make_builder(preset, timeout: float, remote: bool):
-    """LocalBuilder with a generous timeout; for boards, candidates are linked here into a .so
-    with the preset's (cross) compiler, so the board needs no compiler."""
+def make_builder(preset, timeout: float, remote: bool, workers: int | None = None):
+    """LocalBuilder with a generous timeout and ``workers`` processes (default: the cores); for
+    boards, candidates are linked here into a .so with the preset's (cross) compiler, so the
+    board needs no compiler."""
     from tvm.s_tir import meta_schedule as ms
 
     from .measure import build_candidate, make_export
@@ -54,38 +57,49 @@ def make_builder(preset, timeout: float, remote: bool):
     kwargs = {}
     if remote or preset.cross_compiler:
         kwargs["f_export"] = make_export(preset)
-    return ms.builder.LocalBuilder(timeout_sec=timeout, f_build=build_candidate, **kwargs)
+    return ms.builder.LocalBuilder(timeout_sec=timeout, f_build=build_candidate,
+                                   max_workers=workers, **kwargs)
 
 
-def make_runner(tracker: Tracker | None, timeout: float):
-    """LocalRunner, or an RPCRunner asking the tracker for boards of ``tracker.key``."""
+def make_runner(tracker: Tracker | None, timeout: float, parallel: int = 1):
+    """LocalRunner, or a runner keeping ``parallel`` candidates in flight on the boards the
+    tracker holds for ``tracker.key``."""
     from tvm.s_tir import meta_schedule as ms
 
     evaluator = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50,
                                           enable_cpu_cache_flush=False)
     if tracker is None:
         return ms.runner.LocalRunner(timeout_sec=timeout, evaluator_config=evaluator)
-    from .measure import BoundedRPCRunner
+    from .measure import BoardRunner
 
     config = ms.runner.RPCConfig(tracker_host=tracker.host, tracker_port=tracker.port,
                                  tracker_key=tracker.key, session_priority=1,
                                  session_timeout_sec=int(timeout))
-    return BoundedRPCRunner(config, evaluator)
+    return BoardRunner(tracker, config, evaluator, parallel)
 
 
 def resolve(args: TuneArgs):
-    """Check every argument before any work; returns (spec, dataset, preset, size, tracker)."""
+    """Check every argument before any work; returns (spec, dataset, preset, size, tracker,
+    parallel)."""
     spec, dataset, preset = get_model(args.model), get_dataset(args.dataset), get_target(args.target)
     size = parse_input_size(args.input_size, spec.input_size)
-    if args.trials < 1:
-        raise ValueError(f"--trials must be >= 1, got {args.trials}")
+    for name in ("trials", "parallel", "build_workers"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     tracker = resolve_tracker(args.tracker, args.key, preset.rpc_key,
                               local_default=preset.name != "host")  # boards: as deploy does
-    if tracker is not None:
-        free = check_tracker(tracker)
-        logger.info("tracker %s:%d has %d free board(s) with key %s", tracker.host, tracker.port,
-                    free, tracker.key)
-    return spec, dataset, preset, size, tracker
+    if tracker is None:
+        if args.parallel is not None:
+            raise ValueError("--parallel spreads measurements over boards from a tracker; "
+                             "tuning on this machine measures one candidate at a time (give "
+                             "--tracker HOST:PORT for boards)")
+        return spec, dataset, preset, size, None, 1
+    free = check_tracker(tracker)
+    parallel = args.parallel or max(1, free)
+    logger.info("tracker %s:%d has %d free board(s) with key %s: %d candidate(s) in flight",
+                tracker.host, tracker.port, free, tracker.key, parallel)
+    return spec, dataset, preset, size, tracker, parallel
 
 
 def _drop_unnamed_handlers(ms_logger: logging.Logger) -> None:
@@ -105,7 +119,7 @@ def tune(args: TuneArgs) -> TuneResult:
     from .scheduler import EagerGradientScheduler
     from .tunedb import TuningDatabase
 
-    spec, dataset, preset, size, tracker = resolve(args)
+    spec, dataset, preset, size, tracker, parallel = resolve(args)
     db_dir = database_dir(args.tuning_logs, preset.name, spec.name, size)
     work_dir = args.work_dir or REPO_ROOT / "build" / f"tune-{preset.name}-{spec.name}-{size[0]}x{size[1]}"
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -122,13 +136,15 @@ def tune(args: TuneArgs) -> TuneResult:
         if best < math.inf:
             measured[i] = best
     scheduler = EagerGradientScheduler(measured)
-    callback = ProgressCallback(result, database, args.trials, args.progress, scheduler.record)
+    runner = make_runner(tracker, args.timeout, parallel)
+    callback = ProgressCallback(result, database, args.trials, args.progress, scheduler.record,
+                                getattr(runner, "take_boards", None))
     _drop_unnamed_handlers(logging.getLogger("tvm.s_tir.meta_schedule"))
     ms.relax_integration.tune_relax(
         mod, {}, target, str(work_dir), max_trials_global=args.trials,
         max_trials_per_task=args.trials_per_task, num_trials_per_iter=args.trials_per_batch,
-        builder=make_builder(preset, args.builder_timeout, tracker is not None),
-        runner=make_runner(tracker, args.timeout), database=database, cost_model="xgb",
+        builder=make_builder(preset, args.builder_timeout, tracker is not None, args.build_workers),
+        runner=runner, database=database, cost_model="xgb",
         task_scheduler=scheduler,
         measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), callback],
     )

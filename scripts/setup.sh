@@ -14,4 +14,10 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch==2.13.0 is the CPU build (the pin keeps pip from pulling a multi-GB CUDA build).
 .venv/bin/python -m pip install -q -e ".[host,dev]"
-.venv/bin/python -c "import tvm, torch, onnxruntime, numba, cv2, xgboost; print('tvm', tvm.__version__, 'torch', torch.__version__)"
+# xtcocotools (CrowdPose metrics): its cp311 wheel was built against numpy 1 and fails under
+# numpy 2 ("numpy.dtype size changed"); built from the sdist against the installed numpy it works.
+.venv/bin/python -c "import xtcocotools.cocoeval" 2>/dev/null || {
+  .venv/bin/python -m pip install -q cython setuptools wheel
+  .venv/bin/python -m pip install -q --no-build-isolation --no-binary xtcocotools "xtcocotools==1.14.3"
+}
+.venv/bin/python -c "import tvm, torch, onnxruntime, numba, cv2, xgboost, xtcocotools.cocoeval, pycocotools.cocoeval; print('tvm', tvm.__version__, 'torch', torch.__version__)"

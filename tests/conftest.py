@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,30 @@ def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None, timeout: floa
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([PYTHON, *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+@contextmanager
+def isolated_board(folder: Path, key: str, boards: int = 1):
+    """Virtual board(s) of their own (run state under ``folder``, the cached root filesystem
+    shared) started through the CLI under ``key``; stopped at the end. Yields env, port, dir."""
+    from compile import board
+    from tests.rpc_helpers import free_port
+
+    base = board.ensure_board()  # the cached root filesystem, built when missing
+    for name in ("rootfs", "site"):
+        (folder / name).symlink_to(base / name)
+    board.write_pyarm(folder)
+    (folder / ".complete").write_text((base / ".complete").read_text())  # same packages
+    port = free_port()
+    env = {"LITEPOSE_BOARD_DIR": str(folder)}
+    res = run_cli("-m", "compile", "board", "start", "--port", str(port), "--key", key,
+                  "--boards", str(boards), env=env)
+    assert res.returncode == 0, res.stderr
+    try:
+        yield {"env": env, "port": port, "dir": folder}
+    finally:
+        res = run_cli("-m", "compile", "board", "stop", env=env)
+        assert "board stopped" in res.stdout
 
 
 @pytest.fixture(scope="session")

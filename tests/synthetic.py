@@ -70,3 +70,123 @@ def crowded_maps(rng: np.random.Generator, n_people: int = 30, num_joints: int =
     else:
         hm = hm + rng.uniform(0, background, hm.shape).astype(np.float32)
     return np.ascontiguousarray(hm, np.float32), np.ascontiguousarray(tg, np.float32)
+
+
+def keypoint_set(folder, dataset: str = "crowdpose", n_images: int = 6, seed: int = 0):
+    """A small keypoint dataset in the dataset's own format: JPEG images with stick people drawn
+    on noise, and ``annotations.json`` (COCO format; CrowdPose adds ``crowdIndex`` per image,
+    spread over easy / medium / hard; COCO adds ``area``, medium and large people).
+
+    People sit in separate grid cells (their OKS against each other is ~0); every person has
+    at least 6 visible joints and some joints with v = 0 (x = y = 0, as the datasets store them).
+    Returns (images folder, annotation file).
+    """
+    from pathlib import Path
+
+    import cv2
+
+    from compile.models import get_dataset
+
+    ds = get_dataset(dataset)
+    j = ds.num_joints
+    folder = Path(folder)
+    images_dir = folder / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sizes = [(240, 320), (320, 240), (288, 288)]
+    images, anns = [], []
+    for i in range(n_images):
+        h, w = sizes[i % len(sizes)]
+        img = rng.integers(40, 200, (h, w, 3), dtype=np.uint8)
+        image_id = 1000 + i
+        entry = {"id": image_id, "file_name": f"{image_id}.jpg", "height": h, "width": w}
+        if dataset == "crowdpose":
+            entry["crowdIndex"] = round(float([0.1, 0.5, 0.9][i % 3]), 3)
+        images.append(entry)
+        cells = 2 if i % 2 else 1  # 1 or 2 x 2 people
+        ch, cw = h // cells, w // cells
+        for cy in range(cells):
+            for cx in range(cells):
+                bw, bh = rng.uniform(0.5, 0.8) * cw, rng.uniform(0.6, 0.9) * ch
+                x0, y0 = cx * cw + rng.uniform(0, cw - bw), cy * ch + rng.uniform(0, ch - bh)
+                xy = np.stack([x0 + rng.uniform(0, bw, j), y0 + rng.uniform(0, bh, j)], axis=1)
+                v = rng.choice([1, 2], j)
+                v[rng.choice(j, rng.integers(0, j - 6), replace=False)] = 0
+                xy[v == 0] = 0
+                for a, b in ds.skeleton:
+                    if v[a] and v[b]:
+                        cv2.line(img, tuple(int(t) for t in xy[a]), tuple(int(t) for t in xy[b]),
+                                 (255, 255, 255), 3)
+                vis = xy[v > 0]
+                bx0, by0 = vis.min(axis=0)
+                bx1, by1 = vis.max(axis=0)
+                kp = np.concatenate([np.round(xy, 2), v[:, None]], axis=1).ravel().tolist()
+                ann = {"id": len(anns) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                       "keypoints": kp, "num_keypoints": int((v > 0).sum()),
+                       "bbox": [float(bx0), float(by0), float(bx1 - bx0), float(by1 - by0)]}
+                if dataset == "coco":
+                    ann["area"] = float((bx1 - bx0) * (by1 - by0))
+                anns.append(ann)
+        cv2.imwrite(str(images_dir / entry["file_name"]), img)
+    categories = [{"id": 1, "name": "person", "supercategory": "person",
+                   "keypoints": list(ds.keypoints), "skeleton": [[a + 1, b + 1] for a, b in ds.skeleton]}]
+    path = folder / "annotations.json"
+    import json
+
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": categories}))
+    return images_dir, path
+
+
+class OracleEngine:
+    """Plays a trained LitePose for ``compile.evaluate``: for each image in turn (by id) it
+    returns the two outputs a perfect network would give, rendered from the ground truth through
+    the image's letterbox: Gaussian heatmaps (sigma 2, peak 1, at ``int(coordinate)`` as the
+    training targets are) at H/4 and H/2, and tags that are the nearest person's number x 3.
+
+    ``people`` lists, per image, an array (P, J, 3) of ``[x, y, v]`` in image pixels.
+    """
+
+    def __init__(self, meta, images: list[dict], people: list[np.ndarray]):
+        from runtime.preprocess import letterbox_for
+
+        self.meta = meta
+        self.frames = iter([(letterbox_for((im["height"], im["width"]), meta.input_hw), p)
+                            for im, p in zip(images, people, strict=True)])
+
+    def _maps(self, box, people: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+        j = people.shape[1]
+        h, w = box.height // stride, box.width // stride
+        heat = np.zeros((j, h, w), np.float32)
+        tags = np.zeros((j, h, w), np.float32)
+        best = np.full((j, h, w), np.inf, np.float32)
+        ys, xs = np.mgrid[0:h, 0:w]
+        for p, person in enumerate(people):
+            for k, (x, y, v) in enumerate(person):
+                if not v:
+                    continue
+                mx = (box.scale * (x - box.center_x) + box.width / 2) / stride
+                my = (box.scale * (y - box.center_y) + box.height / 2) / stride
+                d2 = (xs - int(mx)) ** 2 + (ys - int(my)) ** 2
+                heat[k] = np.maximum(heat[k], np.exp(-d2 / (2 * 2.0 ** 2)))
+                near = d2 < best[k]
+                best[k][near], tags[k][near] = d2[near], 3.0 * (p + 1)
+        return heat, tags
+
+    def infer(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        box, people = next(self.frames)
+        heat4, tags4 = self._maps(box, people, 4)
+        heat2, _ = self._maps(box, people, 2)
+        return np.concatenate([heat4, tags4])[None], heat2[None]
+
+
+if __name__ == "__main__":  # python -m tests.synthetic DIR: a set to try `make eval` on
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.synthetic",
+                                     description="write a small synthetic keypoint set")
+    parser.add_argument("folder")
+    parser.add_argument("--dataset", default="crowdpose", choices=["crowdpose", "coco"])
+    parser.add_argument("--images", type=int, default=6)
+    args = parser.parse_args()
+    images, annotations = keypoint_set(args.folder, args.dataset, args.images)
+    print(f"IMAGES={images} ANNOTATIONS={annotations}")

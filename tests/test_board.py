@@ -16,7 +16,7 @@ import pytest
 
 from compile import board
 from compile.build import BuildArgs, build
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, isolated_board, run_cli
 from tests.rpc_helpers import free_port, start_server, stop_tree, wait_for_key
 from tests.test_runtime import write_images
 
@@ -27,19 +27,8 @@ SIZE = "64x64"
 @pytest.fixture(scope="module")
 def board_env(tmp_path_factory):
     """A board of its own (isolated run state) started through the CLI; stopped at the end."""
-    base = board.ensure_board()  # the cached root filesystem, built when missing
-    mine = tmp_path_factory.mktemp("board")
-    for name in ("rootfs", "site"):
-        (mine / name).symlink_to(base / name)
-    board.write_pyarm(mine)
-    (mine / ".complete").write_text((base / ".complete").read_text())  # same packages
-    port = free_port()
-    env = {"LITEPOSE_BOARD_DIR": str(mine)}
-    res = run_cli("-m", "compile", "board", "start", "--port", str(port), "--key", "vb", env=env)
-    assert res.returncode == 0, res.stderr
-    yield {"env": env, "port": port, "dir": mine}
-    res = run_cli("-m", "compile", "board", "stop", env=env)
-    assert "board stopped" in res.stdout
+    with isolated_board(tmp_path_factory.mktemp("board"), "vb") as env:
+        yield env
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +131,22 @@ def test_a_board_killed_mid_run_gives_a_clear_error(board_env, arm_artifact):
     assert "vb" in summary["queue_info"]
     res = deploy_cli(board_env, arm_artifact)  # and the healthy board still works
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_eval_through_the_board(board_env, arm_artifact, tmp_path):
+    """The rk3399 library runs on the board (pre/post-processing here) and is scored."""
+    from tests.synthetic import keypoint_set
+
+    images, ann = keypoint_set(tmp_path / "set", "crowdpose", n_images=2)
+    out = tmp_path / "out"
+    res = run_cli("-m", "compile", "eval", "--artifact", str(arm_artifact), "--images", str(images),
+                  "--annotations", str(ann), "--output", str(out), "--flip",
+                  "--tracker", f"127.0.0.1:{board_env['port']}", "--key", "vb", env=board_env["env"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"TVM on board vb@127.0.0.1:{board_env['port']} (emulated board)" in res.stdout
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["images"] == 2 and saved["options"]["flip"] and set(saved["metrics"]) == {"artifact"}
+    assert json.loads((out / "results.json").read_text())  # people found (random weights)
 
 
 def test_tuning_through_the_tracker_on_the_board(board_env, tmp_path):

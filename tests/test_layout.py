@@ -1,4 +1,5 @@
-"""The rooms read in one direction: model -> import -> tune -> build -> deploy, no cycles."""
+"""The rooms read in one direction: model -> import -> tune -> build -> deploy -> evaluate, no
+cycles."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ ROOMS = [
     {"tunedb", "scheduler", "progress", "measure", "tune"},  # tuning
     {"build"},
     {"deploy", "board", "bench", "demo"},
+    {"metrics", "evaluate"},  # accuracy: runs artifacts (local or deployed) and scores them
 ]
 
 

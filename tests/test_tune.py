@@ -177,6 +177,10 @@ def test_board_target_without_tracker_uses_the_local_one(monkeypatch, caplog):
     assert "no tracker given: using the virtual board's" in caplog.text
     with pytest.raises(ValueError, match="--trials must be >= 1"):
         tune(TuneArgs(model="xs", target="host", trials=0))
+    with pytest.raises(ValueError, match="--parallel spreads measurements over boards"):
+        tune(TuneArgs(model="xs", target="host", parallel=2))
+    with pytest.raises(ValueError, match="--build-workers must be >= 1, got 0"):
+        tune(TuneArgs(model="xs", target="host", build_workers=0))
 
 
 @pytest.mark.rpc

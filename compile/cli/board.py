@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compile.cli import fail, make_parser, setup_logging
+from compile.cli import fail, make_parser, positive_int, setup_logging
 
 
 def main(argv: list[str]) -> int:
@@ -12,6 +12,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("action", choices=["start", "stop", "status", "build"])
     parser.add_argument("--port", type=int, default=9190, help="tracker port (127.0.0.1)")
     parser.add_argument("--key", default="rk3399", help="key the board registers under")
+    parser.add_argument("--boards", type=positive_int, default=1,
+                        help="emulated boards to start under the key (a tuning farm)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     import time
@@ -25,10 +27,10 @@ def main(argv: list[str]) -> int:
             print(f"board root filesystem ready in {base} ({time.perf_counter() - start:.0f} s)")
         elif args.action == "start":
             start = time.perf_counter()
-            state = board.start_board(args.port, args.key)
-            print(f"virtual board up in {time.perf_counter() - start:.0f} s: tracker "
-                  f"{state.tracker_host}:{state.tracker_port}, key {state.key!r} (pids "
-                  f"{state.tracker_pid}, {state.server_pid})")
+            state = board.start_board(args.port, args.key, boards=args.boards)
+            print(f"{len(state.server_pids)} virtual board(s) up in {time.perf_counter() - start:.0f} s: "
+                  f"tracker {state.tracker_host}:{state.tracker_port}, key {state.key!r} (pids: "
+                  f"tracker {state.tracker_pid}, boards {', '.join(map(str, state.server_pids))})")
         elif args.action == "stop":
             print("board stopped" if board.stop_board() else "no board was running")
         else:
@@ -49,7 +51,8 @@ def _status(board) -> int:
         summary = rpc.connect_tracker(state.tracker_host, state.tracker_port).summary()
     except Exception as err:
         return fail(f"tracker 127.0.0.1:{state.tracker_port} does not answer: {err}")
-    print(f"tracker {state.tracker_host}:{state.tracker_port}")
+    print(f"tracker {state.tracker_host}:{state.tracker_port}, {len(state.server_pids)} virtual "
+          f"board(s) started under {state.key!r} (pids {', '.join(map(str, state.server_pids))})")
     for key, queue in summary.get("queue_info", {}).items():
         print(f"  {key:12s} free {queue.get('free', 0)}  pending {queue.get('pending', 0)}")
     for server in summary.get("server_info", []):

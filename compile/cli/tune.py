@@ -32,6 +32,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--trials-per-task", type=positive_int, default=None)
     parser.add_argument("--trials-per-batch", type=positive_int, default=32)
     add_tracker_args(parser)
+    parser.add_argument("--parallel", type=positive_int, default=None,
+                        help="candidates measured at once on boards of the key (default: the "
+                        "free boards the tracker reports, at least 1); more than the boards "
+                        "wait for a free one")
+    parser.add_argument("--build-workers", type=positive_int, default=None,
+                        help="candidate builds at once (default: this machine's cores)")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds per candidate run (RPC session timeout on boards)")
     parser.add_argument("--tuning-logs", type=Path, default=None, help="database root (default: "
@@ -46,7 +52,8 @@ def main(argv: list[str]) -> int:
     targs = TuneArgs(model=args.model, target=args.target, trials=args.trials,
                      trials_per_task=args.trials_per_task, input_size=args.input_size,
                      dataset=args.dataset, tracker=args.tracker, key=args.key, timeout=args.timeout,
-                     trials_per_batch=args.trials_per_batch,
+                     trials_per_batch=args.trials_per_batch, parallel=args.parallel,
+                     build_workers=args.build_workers,
                      tuning_logs=args.tuning_logs or TUNING_LOGS, progress=not args.quiet)
     print(f"tune:\n{targs.display()}")
     try:

@@ -1,7 +1,7 @@
 # LitePose edge kit: every target is one CLI call. Variables: MODEL, TARGET, DATASET, OUT,
-# CHECKPOINT, TRACKER, KEY, PARALLEL (tune), BOARDS (board); for eval: IMAGES, ANNOTATIONS,
-# FLIP=1, REFERENCE=1, MAX_IMAGES. 'make demo' and 'make test' set the environment up when it is
-# missing.
+# CHECKPOINT, TRACKER, KEY, PARALLEL (tune), BOARDS (board), ARCH and TVM_SOURCE
+# (opencl-runtime); for eval: IMAGES, ANNOTATIONS, FLIP=1, REFERENCE=1, MAX_IMAGES.
+# 'make demo' and 'make test' set the environment up when it is missing.
 PY      ?= .venv/bin/python
 MODEL   ?= xs
 TARGET  ?= host
@@ -19,8 +19,10 @@ ANNOTATIONS ?=
 FLIP    ?=
 REFERENCE ?=
 MAX_IMAGES ?=
+ARCH    ?= x86_64
+TVM_SOURCE ?=
 
-.PHONY: setup demo test lint info compile tune bench bench-post board board-stop board-status deploy eval
+.PHONY: setup demo test lint info compile tune bench bench-post board board-stop board-status deploy eval opencl-runtime
 
 setup:  ## Debian packages + .venv with the pinned host, device and dev dependencies
 	bash scripts/setup.sh
@@ -51,6 +53,9 @@ tune:   ## MetaSchedule tuning; TRACKER=host:port KEY=... for boards (else TVM_T
 
 bench:  ## TVM tuned / untuned vs ONNX Runtime vs PyTorch on this machine
 	$(PY) -m compile bench --model $(MODEL)
+
+opencl-runtime: $(PY)  ## TVM's OpenCL runtime from TVM_SOURCE=DIR (or a clone) for ARCH=x86_64|aarch64
+	$(PY) -m compile opencl-runtime --arch $(ARCH) $(if $(TVM_SOURCE),--tvm-source $(TVM_SOURCE))
 
 board:  ## build (once, cached in ~/.cache) and start BOARDS virtual aarch64 boards at 127.0.0.1:9190
 	$(PY) -m compile board start --key $(or $(KEY),rk3399) --boards $(BOARDS)

@@ -15,13 +15,15 @@ SUBCOMMANDS = {
     "board": ("compile.cli.board", "build / start / stop / query the virtual aarch64 board"),
     "bench": ("compile.cli.bench", "TVM vs ONNX Runtime, OpenVINO, ncnn, PyTorch on this machine"),
     "eval": ("compile.cli.eval", "accuracy of an artifact on a COCO / CrowdPose keypoint set"),
+    "opencl-runtime": ("compile.cli.opencl_runtime",
+                       "build TVM's OpenCL runtime from an apache/tvm source tree"),
     "demo": ("compile.cli.demo", "build for a board, start the virtual board, deploy, run.py there"),
 }
 
 
 def _usage() -> str:
     lines = ["usage: python -m compile <subcommand> [options]", "", "subcommands:"]
-    lines += [f"  {name:10s} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines += [f"  {name:14s} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     lines += ["", "Run 'python -m compile <subcommand> --help' for its options."]
     return "\n".join(lines)
 

@@ -24,6 +24,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .board_opencl import OPENCL_LIBRARY, has_opencl, opencl_env
+
 logger = logging.getLogger(__name__)
 
 MIRROR = "http://deb.debian.org/debian"
@@ -48,6 +50,13 @@ class BoardState:
     key: str
     tracker_pid: int
     server_pids: tuple[int, ...]  # one emulated RPC server per board
+    opencl_key: str | None = None  # the board's OpenCL device (PoCL), served under this key
+    opencl_pid: int | None = None
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        """Every RPC server started (CPU boards, then the OpenCL one)."""
+        return self.server_pids + ((self.opencl_pid,) if self.opencl_pid else ())
 
 
 def _run(cmd: list[str], **kw) -> None:
@@ -139,7 +148,8 @@ def board_env(base: Path) -> dict[str, str]:
     """Environment for the board's Python: its site-packages, and the checkout for run.py."""
     repo = Path(__file__).resolve().parent.parent
     return {**os.environ, "PYTHONPATH": f"{base / 'site'}:{repo}",
-            "NUMBA_CACHE_DIR": str(base / "numba-cache"), "PYTHONNOUSERSITE": "1"}
+            "NUMBA_CACHE_DIR": str(base / "numba-cache"), "PYTHONNOUSERSITE": "1",
+            **opencl_env(base)}
 
 
 def _state_path() -> Path:
@@ -175,16 +185,30 @@ def board_cpus(boards: int) -> list[list[int]]:
     return [cpus[i * share:(i + 1) * share] for i in range(boards)]
 
 
+def _server(base: Path, port: int, key: str, log: Path, env: dict, libraries: list[str],
+            cpus: list[int] | None = None) -> subprocess.Popen:
+    """One emulated RPC server registered at the tracker as ``key``."""
+    site = base / "site"
+    out = log.open("w")
+    loads = ["--load-library", ":".join(str(site / "tvm/lib" / lib) for lib in libraries)]
+    return subprocess.Popen(
+        [str(base / "pyarm"), "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1",
+         "--port", "9090", "--port-end", "9190", "--tracker", f"127.0.0.1:{port}", "--key", key,
+         *loads], env=env, stdout=out, stderr=out, start_new_session=True,
+        preexec_fn=None if cpus is None else functools.partial(os.sched_setaffinity, 0, cpus))
+
+
 def start_board(port: int = 9190, key: str = "rk3399", timeout: float = 180.0,
-                boards: int = 1) -> BoardState:
+                boards: int = 1, opencl_key: str | None = "rk3399-mali") -> BoardState:
     """Start a tracker on 127.0.0.1:``port`` and ``boards`` emulated RPC servers registered as
     ``key`` (each its own qemu process and port; several are pinned to their own cores, see
-    :func:`board_cpus`, and their TVM thread pools sized to them)."""
+    :func:`board_cpus`, and their TVM thread pools sized to them). A board with OpenCL
+    (``make opencl-runtime ARCH=aarch64``) also serves its PoCL device as ``opencl_key``."""
     if boards < 1:
         raise ValueError(f"boards must be >= 1, got {boards}")
     base = ensure_board()
     state = read_state()
-    if state and any(_alive(pid) for pid in state.server_pids):
+    if state and any(_alive(pid) for pid in state.pids):
         raise ValueError(f"a board is already running (tracker 127.0.0.1:{state.tracker_port}, key "
                          f"{state.key!r}); stop it with 'make board-stop'")
     run_dir = _state_path().parent
@@ -193,18 +217,21 @@ def start_board(port: int = 9190, key: str = "rk3399", timeout: float = 180.0,
     tracker = subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1",
                                 "--port", str(port), "--port-end", str(port + 1)],
                                stdout=log, stderr=log, start_new_session=True)
-    site = base / "site"
     servers = []
+    extra = ["libtvm_runtime_extra.so"]
     for i, cpus in enumerate(board_cpus(boards)):
-        slog = (run_dir / f"server-{i}.log").open("w")
         env = board_env(base) if boards == 1 else {**board_env(base), "TVM_NUM_THREADS": str(len(cpus))}
-        servers.append(subprocess.Popen(
-            [str(base / "pyarm"), "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1",
-             "--port", "9090", "--port-end", "9190", "--tracker", f"127.0.0.1:{port}", "--key", key,
-             "--load-library", str(site / "tvm/lib/libtvm_runtime_extra.so")],
-            env=env, stdout=slog, stderr=slog, start_new_session=True,
-            preexec_fn=None if boards == 1 else functools.partial(os.sched_setaffinity, 0, cpus)))
-    state = BoardState("127.0.0.1", port, key, tracker.pid, tuple(s.pid for s in servers))
+        servers.append(_server(base, port, key, run_dir / f"server-{i}.log", env, extra,
+                               None if boards == 1 else cpus))
+    opencl = None
+    if opencl_key and has_opencl(base):
+        opencl = _server(base, port, opencl_key, run_dir / "server-opencl.log", board_env(base),
+                         [*extra, OPENCL_LIBRARY])
+    elif opencl_key:
+        logger.info("no OpenCL on the board ('make opencl-runtime ARCH=aarch64' adds it): "
+                    "%r is not served", opencl_key)
+    state = BoardState("127.0.0.1", port, key, tracker.pid, tuple(s.pid for s in servers),
+                       opencl_key if opencl else None, opencl.pid if opencl else None)
     _state_path().write_text(json.dumps(asdict(state)))
     try:
         wait_registered(state, timeout)
@@ -224,11 +251,15 @@ def wait_registered(state: BoardState, timeout: float) -> None:
         if dead:
             raise RuntimeError(f"the board's RPC server exited; see {_state_path().parent}/"
                                f"server-{dead[0]}.log")
+        if state.opencl_pid and not _alive(state.opencl_pid):
+            raise RuntimeError(f"the board's OpenCL RPC server exited; see "
+                               f"{_state_path().parent}/server-opencl.log")
         try:
             # connect_tracker logs a warning per retry: wait for the port quietly first
             socket.create_connection((state.tracker_host, state.tracker_port), timeout=1).close()
             queue = rpc.connect_tracker(state.tracker_host, state.tracker_port).summary()["queue_info"]
-            if queue.get(state.key, {}).get("free", 0) >= len(state.server_pids):
+            if queue.get(state.key, {}).get("free", 0) >= len(state.server_pids) and (
+                    not state.opencl_key or queue.get(state.opencl_key, {}).get("free", 0) >= 1):
                 return
         except Exception:  # tracker still starting
             pass
@@ -252,7 +283,7 @@ def stop_board() -> bool:
     state = read_state()
     if state is None:
         return False
-    for pid in (*state.server_pids, state.tracker_pid):
+    for pid in (*state.pids, state.tracker_pid):
         _kill_group(pid)
     _state_path().unlink(missing_ok=True)
     return True

@@ -46,6 +46,7 @@ class DeployResult:
     schedules: str = "untuned"  # "untuned", "tuned for <target>" or "transferred from <target>"
     untuned_ms: float | None = None  # the same network without schedules, on the same board
     untuned_err: float | None = None
+    device: str = "cpu"  # the artifact's device kind: "cpu" or "opencl"
 
     @property
     def passed(self) -> bool:
@@ -117,7 +118,8 @@ def is_virtual_board(tracker: Tracker) -> bool:
     from .board import read_state
 
     state = read_state()
-    return bool(state and state.tracker_port == tracker.port and state.key == tracker.key
+    return bool(state and state.tracker_port == tracker.port
+                and tracker.key in (state.key, state.opencl_key)
                 and tracker.host in ("127.0.0.1", "localhost"))
 
 
@@ -184,7 +186,7 @@ def deploy(args: DeployArgs) -> DeployResult:
     scale = max(1.0, *(float(np.abs(r).max()) for r in refs))
     result = DeployResult(_max_err(outs, refs), args.rtol * scale, statistics.median(secs) * 1e3,
                           is_virtual_board(tracker), f"{tracker.key}@{tracker.host}:{tracker.port}",
-                          meta.weights, meta.schedules)
+                          meta.weights, meta.schedules, device=meta.target.device)
     if args.compare_untuned and meta.tuning is not None:
         twin = untuned_twin(folder, meta)
         twin_meta = check_artifact(twin, preset.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 import time
@@ -15,6 +16,8 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
 from runtime.atomic import atomic_path
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,6 +103,9 @@ class ProgressCallback(PyMeasureCallback):
                 seen.add(board)
                 task.boards[board] += 1
             if built.error_msg or ran.error_msg or not ran.run_secs:
+                if not task.failed:  # the first failure of a task says why
+                    logger.warning("task %s: a candidate failed: %s", task.name,
+                                   str(built.error_msg or ran.error_msg or "no run time")[-1500:])
                 task.failed += 1
                 if board:
                     task.board_failed[board] += 1

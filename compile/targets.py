@@ -68,8 +68,17 @@ TARGETS: dict[str, TargetPreset] = {
         "rk3399-mali",
         {"kind": "opencl", "device": "mali", "model": "rk3399",
          "host": _arm("cortex-a72", 2, "rk3399")},
-        "aarch64", _AARCH64_GXX, "rk3399",
-        "Rockchip RK3399 Mali-T860 GPU through OpenCL (needs an OpenCL-enabled TVM runtime)",
+        "aarch64", _AARCH64_GXX, "rk3399-mali",
+        "Rockchip RK3399 Mali-T860 GPU through OpenCL (needs TVM's OpenCL runtime: make "
+        "opencl-runtime ARCH=aarch64)",
+    ),
+    "host-opencl": TargetPreset(
+        "host-opencl",
+        {"kind": "opencl", "device": "mali", "model": "rk3399",
+         "host": {"kind": "llvm", "mtriple": "x86_64-linux-gnu"}},
+        "x86_64", None, None,
+        "the rk3399-mali OpenCL kernels (Mali limits) run by this machine's OpenCL device "
+        "(PoCL on the CPU): a functional check of the GPU code, not Mali speed",
     ),
     "rpi4": TargetPreset(
         "rpi4", _arm("cortex-a72", 4, "rpi4"), "aarch64", _AARCH64_GXX, "rpi4",

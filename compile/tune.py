@@ -78,6 +78,41 @@ def make_runner(tracker: Tracker | None, timeout: float, parallel: int = 1):
     return BoardRunner(tracker, config, evaluator, parallel)
 
 
+def mali_space(target):
+    """MetaSchedule's GPU search space fitted to the Mali-T860 (Midgard).
+
+    The stock GPU rules (``ScheduleRule::DefaultCUDA``) stage every conv input through shared
+    memory, which Mali only emulates in global memory, and reduce across threads through it:
+    here reads come straight from global memory (no ``reuse_read``), results accumulate in
+    registers (``reuse_write`` local), there is no cross-thread reduction, and thread extents
+    stop at the target's ``max_threads_per_block`` (256 on the T860). ``VerifyGPUCode`` checks
+    every candidate against the target's limits; mutators are the GPU defaults.
+    """
+    from tvm.s_tir import meta_schedule as ms
+
+    max_threads = int(target.attrs["max_threads_per_block"])
+    extents = [t for t in (32, 64, 128, 256, 512, 1024) if t <= max_threads]
+    rules = [
+        ms.schedule_rule.ApplyCustomRule(),
+        ms.schedule_rule.MultiLevelTiling(
+            structure="SSSRRSRS", tile_binds=["blockIdx.x", "vthread.x", "threadIdx.x"],
+            max_innermost_factor=16, vector_load_lens=[1, 2, 4],
+            reuse_read=None,
+            reuse_write=ms.schedule_rule.ReuseType(req="must", levels=[3], scope="local")),
+        ms.schedule_rule.InlineConstantScalars(),
+        ms.schedule_rule.AutoInline(into_producer=True, into_consumer=True,
+                                    inline_const_tensor=True, disallow_if_then_else=False,
+                                    require_injective=False, require_ordered=False),
+        ms.schedule_rule.ParallelizeVectorizeUnroll(max_jobs_per_core=-1, max_vectorize_extent=-1,
+                                                    unroll_max_steps=[0, 16, 64, 512],
+                                                    unroll_explicit=True),
+        ms.schedule_rule.AutoBind(max_threadblocks=256, thread_extents=extents),
+    ]
+    return ms.space_generator.PostOrderApply(
+        sch_rules=rules, postprocs=ms.postproc.Postproc.create("cuda"),
+        mutator_probs=ms.mutator.Mutator.create("cuda"))
+
+
 def resolve(args: TuneArgs):
     """Check every argument before any work; returns (spec, dataset, preset, size, tracker,
     parallel)."""
@@ -145,6 +180,7 @@ def tune(args: TuneArgs) -> TuneResult:
         max_trials_per_task=args.trials_per_task, num_trials_per_iter=args.trials_per_batch,
         builder=make_builder(preset, args.builder_timeout, tracker is not None, args.build_workers),
         runner=runner, database=database, cost_model="xgb",
+        space=mali_space(target) if preset.is_gpu else "post-order-apply",
         task_scheduler=scheduler,
         measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), callback],
     )

@@ -39,6 +39,48 @@ def configure_threads(threads: int = 0, cores: str = "default") -> None:
     tvm.get_global_func("runtime.config_threadpool")(CORE_MODES[cores], threads)
 
 
+OPENCL_RUNTIME = "libtvm_runtime_opencl.so"
+
+
+def opencl_device(library: str | Path | None = None):
+    """OpenCL device 0, loading TVM's OpenCL runtime first when it is not registered yet.
+
+    The runtime is ``libtvm_runtime_opencl.so`` next to ``libtvm_runtime.so`` (where
+    ``make opencl-runtime`` installs it), or ``library`` / ``$LITEPOSE_OPENCL_RUNTIME`` (a copy
+    anywhere). ``RuntimeError`` naming the fix when it is missing or no device answers.
+    """
+    import os
+
+    import tvm
+
+    def registered() -> bool:
+        return tvm.get_global_func("device_api.opencl", allow_missing=True) is not None
+
+    if not registered():
+        import ctypes
+
+        from tvm.base import _LOADED_LIBS
+
+        library = library or os.environ.get("LITEPOSE_OPENCL_RUNTIME")
+        runtime_dir = Path(_LOADED_LIBS["tvm_runtime"]._name).resolve().parent
+        path = Path(library) if library else runtime_dir / OPENCL_RUNTIME
+        if not path.is_file():
+            raise RuntimeError(
+                f"this TVM runtime has no OpenCL support ({path} not found; the PyPI wheels ship "
+                "none): build it with 'make opencl-runtime' (ARCH=aarch64 for a board) and copy "
+                f"it next to {runtime_dir / 'libtvm_runtime.so'}, or set LITEPOSE_OPENCL_RUNTIME")
+        _LOADED_LIBS["tvm_runtime_opencl"] = ctypes.CDLL(str(path), ctypes.RTLD_LOCAL)
+        if not registered():
+            raise RuntimeError(f"{path} loaded but registered no OpenCL device API: it was "
+                               "built for another TVM runtime; rebuild it with 'make opencl-runtime'")
+    device = tvm.opencl(0)
+    if not device.exist:
+        raise RuntimeError("no OpenCL device: install the GPU's OpenCL driver (RK3399: libmali or "
+                           "Mesa's Rusticl on Panfrost; a CPU: pocl-opencl-icd) and make sure "
+                           "'libOpenCL.so' can be loaded (Debian: ocl-icd-opencl-dev)")
+    return device
+
+
 class Artifact:
     """A loaded artifact: ``infer(x)`` runs the network on a ``(1, 3, H, W)`` float32 image."""
 
@@ -59,7 +101,7 @@ class Artifact:
         if meta.tvm_version != tvm.__version__:
             logger.warning("%s was built with TVM %s; this runtime is TVM %s", library,
                            meta.tvm_version, tvm.__version__)
-        self.device = tvm.opencl(0) if meta.target.device == "opencl" else tvm.cpu(0)
+        self.device = opencl_device() if meta.target.device == "opencl" else tvm.cpu(0)
         self._tvm = tvm
         try:
             self.vm = VirtualMachine(tvm.runtime.load_module(str(library)), self.device)

@@ -2,13 +2,15 @@
 # One-time setup on Debian: cross toolchain + a .venv holding the pinned Python packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Cross linker for ARM artifacts; qemu-user + debootstrap for the virtual aarch64 board.
+# Cross linker for ARM artifacts; qemu-user + debootstrap for the virtual aarch64 board;
+# OpenCL headers, the ICD loader and PoCL (a CPU OpenCL device) for the OpenCL runtime.
 if command -v apt-get >/dev/null && ! { command -v aarch64-linux-gnu-g++ && \
-    command -v qemu-aarch64-static && command -v debootstrap; } >/dev/null; then
+    command -v qemu-aarch64-static && command -v debootstrap && command -v clinfo && \
+    [ -f /usr/include/CL/cl.h ] && [ -e /usr/lib/x86_64-linux-gnu/libOpenCL.so ]; } >/dev/null; then
   SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends g++-aarch64-linux-gnu qemu-user-static \
-    debootstrap
+    debootstrap opencl-c-headers ocl-icd-opencl-dev pocl-opencl-icd clinfo
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

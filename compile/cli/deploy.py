@@ -41,6 +41,9 @@ def main(argv: list[str]) -> int:
     except (ValueError, RuntimeError) as err:
         return fail(str(err))
     label = " (EMULATED under qemu: says nothing about a real board)" if res.emulated else ""
+    if res.device == "opencl" and res.emulated:
+        label = (" (PoCL, a CPU OpenCL implementation, EMULATED under qemu: checks the GPU code, "
+                 "says nothing about Mali speed)")
     print(f"board       {res.board}{label}")
     w = res.weights
     print("weights     " + (f"SEEDED RANDOM (seed {w.seed}): this checks parity, not accuracy"

@@ -1,0 +1,44 @@
+"""``python -m compile opencl-runtime``: build TVM's OpenCL runtime from an apache/tvm source tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compile.cli import fail, make_parser, setup_logging
+
+
+def main(argv: list[str]) -> int:
+    from compile.opencl import ARCHES, TVM_GIT
+
+    parser = make_parser("opencl-runtime", "Build libtvm_runtime_opencl.so (the PyPI TVM wheels "
+                         "ship no OpenCL runtime) from an apache/tvm source tree, against the TVM "
+                         "runtime it will load into, and install it next to that runtime: this "
+                         "venv's (x86_64) or the virtual board's (aarch64, which also gains PoCL "
+                         "and serves its OpenCL device as 'rk3399-mali'). --output instead writes "
+                         "it to a folder to copy to a real board.")
+    parser.add_argument("--arch", choices=ARCHES, default="x86_64",
+                        help="x86_64: this machine; aarch64: boards (cross-compiled)")
+    parser.add_argument("--tvm-source", metavar="DIR", default=None,
+                        help="apache/tvm checkout (default: $TVM_SOURCE, else the kit's cached "
+                        "clone, else a fresh clone of the release matching the installed TVM)")
+    parser.add_argument("--output", metavar="DIR", type=Path, default=None,
+                        help="write the library here instead of installing it")
+    parser.add_argument("--git-url", default=TVM_GIT, help="where to clone from (default: %(default)s)")
+    parser.add_argument("--git-ref", default=None,
+                        help="tag or branch to clone (default: v<installed TVM version>)")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    from compile.opencl import make_runtime
+
+    try:
+        result = make_runtime(args.arch, args.tvm_source, args.output, args.git_url, args.git_ref)
+    except (ValueError, RuntimeError) as err:
+        return fail(str(err))
+    print(result.describe())
+    if args.output:
+        print(f"copy it next to libtvm_runtime.so on the board (python3 -c 'import tvm, os; "
+              f"print(os.path.dirname(tvm.__file__))'/lib), or point LITEPOSE_OPENCL_RUNTIME at it")
+    elif result.device is not None and not result.device["exist"]:
+        return fail("the OpenCL runtime loads, but this machine shows no OpenCL device: install "
+                    "pocl-opencl-icd (CPU) or a GPU driver")
+    return 0

@@ -19,6 +19,7 @@ ANNOTATIONS ?=
 FLIP    ?=
 REFERENCE ?=
 MAX_IMAGES ?=
+REPEAT  ?=
 ARCH    ?= x86_64
 TVM_SOURCE ?=
 
@@ -67,7 +68,7 @@ board-status:
 	$(PY) -m compile board status
 
 deploy: ## upload build/$(MODEL)-$(TARGET) to a board from the tracker, verify and time it
-	$(PY) -m compile deploy --model $(MODEL) --target $(TARGET) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY))
+	$(PY) -m compile deploy --model $(MODEL) --target $(TARGET) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY)) $(if $(REPEAT),--repeat $(REPEAT))
 
 eval:   ## accuracy of $(OUT) on IMAGES= ANNOTATIONS= (FLIP=1: paper protocol, REFERENCE=1: PyTorch row)
 	$(PY) -m compile eval --artifact $(OUT) --output $(OUT)/eval $(if $(IMAGES),--images $(IMAGES)) $(if $(ANNOTATIONS),--annotations $(ANNOTATIONS)) $(if $(FLIP),--flip) $(if $(REFERENCE),--reference) $(if $(MAX_IMAGES),--max-images $(MAX_IMAGES)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY))

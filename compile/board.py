@@ -6,7 +6,9 @@ runs to install them), the aarch64 wheels of the device dependencies in ``site/`
 ``pyarm`` wrapper that runs the board's Python 3.11 under ``qemu-aarch64-static``.
 ``start_board`` starts a tracker on 127.0.0.1 and one or more RPC servers inside the board, all
 registered under one key (a small farm, as a lab puts many boards behind one key);
-``stop_board`` ends exactly those processes (pid files).
+``stop_board`` ends exactly those processes (pid files). ``ensure_opencl`` adds PoCL (arm64)
+so that, with TVM's OpenCL runtime installed (``compile.opencl``), the board also serves an
+OpenCL device under its own key (``compile.board_opencl`` says how qemu-user is helped).
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .board_opencl import OPENCL_LIBRARY, has_opencl, opencl_env
+from .board_opencl import (
+    OPENCL_LIBRARY,
+    PACKAGES,
+    build_access_shim,
+    has_opencl,
+    marker,
+    opencl_env,
+    write_linker,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +151,35 @@ def ensure_board() -> Path:
     os.replace(tmp, base)
     write_pyarm(base)
     done.write_text(json.dumps({"built_s": round(time.perf_counter() - start, 1), "wheels": WHEELS}))
+    return base
+
+
+def ensure_opencl(base: Path | None = None) -> Path:
+    """Add PoCL (arm64 packages from Debian, unpacked into the root filesystem) and the two
+    host-side helpers to the board, once."""
+    base = base or ensure_board()
+    (base / "pocl-cache").mkdir(exist_ok=True)  # compiled kernels, kept across runs
+    done = marker(base)
+    if done.get("opencl"):
+        return base
+    _require("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu")
+    dl = base / "debootstrap-opencl"
+    shutil.rmtree(dl, ignore_errors=True)
+    _run(["debootstrap", "--download-only", "--arch=arm64", "--variant=minbase",
+          f"--include=python3,{','.join(PACKAGES)}", SUITE, str(dl), MIRROR],
+         stdout=subprocess.DEVNULL)
+    for deb in sorted((dl / "var/cache/apt/archives").glob("*.deb")):
+        _run(["dpkg-deb", "-x", str(deb), str(base / "rootfs")])
+    shutil.rmtree(dl)
+    # TVM dlopens "libOpenCL.so" (the -dev name): point it at the ICD loader, as a board's
+    # ocl-icd-opencl-dev or libmali package does
+    ocl = base / "rootfs/usr/lib/aarch64-linux-gnu/libOpenCL.so"
+    ocl.unlink(missing_ok=True)
+    ocl.symlink_to("libOpenCL.so.1")
+    write_linker(base)
+    build_access_shim(base)
+    (base / ".complete").write_text(json.dumps({**done, "opencl": True}))
+    logger.info("PoCL added to the virtual board in %s", base)
     return base
 
 

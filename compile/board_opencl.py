@@ -18,14 +18,10 @@ The TVM side (``libtvm_runtime_opencl.so`` for the board's aarch64 wheel) is bui
 from __future__ import annotations
 
 import json
-import logging
-import shutil
 import subprocess
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
-
-PACKAGES = ["pocl-opencl-icd", "ocl-icd-libopencl1"]
+PACKAGES = ["pocl-opencl-icd", "ocl-icd-libopencl1"]  # arm64, from Debian bookworm
 OPENCL_LIBRARY = "libtvm_runtime_opencl.so"
 
 ACCESS_SHIM = r"""
@@ -52,10 +48,10 @@ int access(const char *path, int mode) {
 def has_opencl(base: Path) -> bool:
     """True when the board has PoCL and TVM's OpenCL runtime (``make opencl-runtime
     ARCH=aarch64`` installs both)."""
-    return _marker(base).get("opencl", False) and (base / "site/tvm/lib" / OPENCL_LIBRARY).is_file()
+    return marker(base).get("opencl", False) and (base / "site/tvm/lib" / OPENCL_LIBRARY).is_file()
 
 
-def _marker(base: Path) -> dict:
+def marker(base: Path) -> dict:
     done = base / ".complete"
     return json.loads(done.read_text()) if done.is_file() else {}
 
@@ -64,14 +60,14 @@ def opencl_env(base: Path) -> dict[str, str]:
     """What the board's programs need for PoCL (empty when the board has none)."""
     import os
 
-    if not _marker(base).get("opencl"):
+    if not marker(base).get("opencl"):
         return {}
     return {"BOARD_ROOT": str(base / "rootfs"), "POCL_CACHE_DIR": str(base / "pocl-cache"),
             "QEMU_SET_ENV": f"LD_PRELOAD={base / 'lib' / 'libboard_access.so'}",
             "PATH": f"{base / 'hostbin'}:{os.environ.get('PATH', '')}"}
 
 
-def _write_linker(base: Path) -> None:
+def write_linker(base: Path) -> None:
     """``hostbin/ld``: PoCL's kernel link, run by the host's aarch64 cross linker."""
     def lib_dir(name: str) -> Path:  # where the cross toolchain finds an aarch64 library
         found = subprocess.run(["aarch64-linux-gnu-gcc", f"-print-file-name={name}"],
@@ -85,40 +81,10 @@ def _write_linker(base: Path) -> None:
     ld.chmod(0o755)
 
 
-def _build_access_shim(base: Path) -> None:
+def build_access_shim(base: Path) -> None:
     lib = base / "lib"
     lib.mkdir(exist_ok=True)
     src = lib / "board_access.c"
     src.write_text(ACCESS_SHIM)
     subprocess.run(["aarch64-linux-gnu-gcc", "-O2", "-shared", "-fPIC", "-o",
                     str(lib / "libboard_access.so"), str(src), "-ldl"], check=True)
-
-
-def ensure_opencl(base: Path | None = None) -> Path:
-    """Add PoCL (arm64 packages from Debian, unpacked into the root filesystem) and the two
-    host-side helpers to the board, once."""
-    from .board import MIRROR, SUITE, _require, _run, board_dir, ensure_board
-
-    base = base or ensure_board()
-    marker = _marker(base)
-    if marker.get("opencl"):
-        return base
-    _require("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu")
-    dl = base / "debootstrap-opencl"
-    shutil.rmtree(dl, ignore_errors=True)
-    _run(["debootstrap", "--download-only", "--arch=arm64", "--variant=minbase",
-          f"--include=python3,{','.join(PACKAGES)}", SUITE, str(dl), MIRROR],
-         stdout=subprocess.DEVNULL)
-    for deb in sorted((dl / "var/cache/apt/archives").glob("*.deb")):
-        _run(["dpkg-deb", "-x", str(deb), str(base / "rootfs")])
-    shutil.rmtree(dl)
-    # TVM dlopens "libOpenCL.so" (the -dev name): point it at the ICD loader, as a board's
-    # ocl-icd-opencl-dev or libmali package does
-    ocl = base / "rootfs/usr/lib/aarch64-linux-gnu/libOpenCL.so"
-    ocl.unlink(missing_ok=True)
-    ocl.symlink_to("libOpenCL.so.1")
-    _write_linker(base)
-    _build_access_shim(base)
-    (base / ".complete").write_text(json.dumps({**marker, "opencl": True}))
-    logger.info("PoCL added to the virtual board in %s", board_dir())
-    return base

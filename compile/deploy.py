@@ -30,7 +30,7 @@ class DeployArgs:
     tracker: str | None = None
     key: str | None = None
     repeat: int = 10
-    session_timeout: int = 600
+    session_timeout: int = 1800  # seconds one board session may last (emulated GPUs are slow)
     rtol: float = 1e-4  # tolerance: rtol * max(1, max |reference|)
     compare_untuned: bool = True  # a tuned or transferred artifact is also timed untuned
 

@@ -249,7 +249,7 @@ def make_runtime(arch: str, source: str | Path | None = None, output: str | Path
     result = RuntimeBuild(library, tree, version, runtime.version, time.perf_counter() - start)
     if check and output is None:
         if arch == "aarch64":
-            from .board_opencl import ensure_opencl
+            from .board import ensure_opencl
 
             ensure_opencl()  # the board's PoCL, so the probe finds a device
         result.device = probe(runtime)

@@ -23,21 +23,24 @@ def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None, timeout: floa
 
 
 @contextmanager
-def isolated_board(folder: Path, key: str, boards: int = 1):
+def isolated_board(folder: Path, key: str, boards: int = 1, opencl_key: str | None = None):
     """Virtual board(s) of their own (run state under ``folder``, the cached root filesystem
-    shared) started through the CLI under ``key``; stopped at the end. Yields env, port, dir."""
+    shared) started through the CLI under ``key`` (and its OpenCL device under ``opencl_key``
+    when given); stopped at the end. Yields env, port, dir."""
     from compile import board
     from tests.rpc_helpers import free_port
 
     base = board.ensure_board()  # the cached root filesystem, built when missing
-    for name in ("rootfs", "site"):
-        (folder / name).symlink_to(base / name)
+    for name in ("rootfs", "site", "hostbin", "lib", "pocl-cache"):  # the last three: OpenCL
+        if (base / name).exists():
+            (folder / name).symlink_to(base / name)
     board.write_pyarm(folder)
     (folder / ".complete").write_text((base / ".complete").read_text())  # same packages
     port = free_port()
     env = {"LITEPOSE_BOARD_DIR": str(folder)}
     res = run_cli("-m", "compile", "board", "start", "--port", str(port), "--key", key,
-                  "--boards", str(boards), env=env)
+                  "--boards", str(boards),
+                  *(["--opencl-key", opencl_key] if opencl_key else ["--no-opencl"]), env=env)
     assert res.returncode == 0, res.stderr
     try:
         yield {"env": env, "port": port, "dir": folder}

@@ -19,7 +19,7 @@ ROOMS = [
     {"frontend", "info"},  # import into Relax (info reports the compiled MACs)
     {"tunedb", "scheduler", "progress", "measure", "tune"},  # tuning
     {"build"},
-    {"deploy", "board", "bench", "demo"},
+    {"deploy", "board", "board_opencl", "opencl", "bench", "demo"},
     {"metrics", "evaluate"},  # accuracy: runs artifacts (local or deployed) and scores them
 ]
 

@@ -14,6 +14,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--key", default="rk3399", help="key the board registers under")
     parser.add_argument("--boards", type=positive_int, default=1,
                         help="emulated boards to start under the key (a tuning farm)")
+    parser.add_argument("--opencl-key", default="rk3399-mali",
+                        help="key of the board's OpenCL device (PoCL), served when the board has "
+                        "OpenCL ('make opencl-runtime ARCH=aarch64'; default: %(default)s)")
+    parser.add_argument("--no-opencl", action="store_true", help="do not serve the OpenCL device")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     import time
@@ -27,10 +31,14 @@ def main(argv: list[str]) -> int:
             print(f"board root filesystem ready in {base} ({time.perf_counter() - start:.0f} s)")
         elif args.action == "start":
             start = time.perf_counter()
-            state = board.start_board(args.port, args.key, boards=args.boards)
+            state = board.start_board(args.port, args.key, boards=args.boards,
+                                      opencl_key=None if args.no_opencl else args.opencl_key)
             print(f"{len(state.server_pids)} virtual board(s) up in {time.perf_counter() - start:.0f} s: "
                   f"tracker {state.tracker_host}:{state.tracker_port}, key {state.key!r} (pids: "
                   f"tracker {state.tracker_pid}, boards {', '.join(map(str, state.server_pids))})")
+            if state.opencl_key:
+                print(f"its OpenCL device (PoCL, emulated) is served as {state.opencl_key!r} "
+                      f"(pid {state.opencl_pid})")
         elif args.action == "stop":
             print("board stopped" if board.stop_board() else "no board was running")
         else:

@@ -28,6 +28,8 @@ def main(argv: list[str]) -> int:
     add_input_size_arg(parser)
     add_tracker_args(parser)
     parser.add_argument("--repeat", type=positive_int, default=10, help="timed runs on the board")
+    parser.add_argument("--session-timeout", type=positive_int, default=1800,
+                        help="seconds a board session may last before the tracker ends it")
     parser.add_argument("--no-compare", action="store_true",
                         help="do not also time the untuned build of a tuned or transferred artifact")
     args = parser.parse_args(argv)
@@ -37,7 +39,8 @@ def main(argv: list[str]) -> int:
     try:
         res = deploy(DeployArgs(model=args.model, target=args.target, artifact=args.artifact,
                                 input_size=args.input_size, tracker=args.tracker, key=args.key,
-                                repeat=args.repeat, compare_untuned=not args.no_compare))
+                                repeat=args.repeat, session_timeout=args.session_timeout,
+                                compare_untuned=not args.no_compare))
     except (ValueError, RuntimeError) as err:
         return fail(str(err))
     label = " (EMULATED under qemu: says nothing about a real board)" if res.emulated else ""

@@ -36,8 +36,9 @@ def main(argv: list[str]) -> int:
         return fail(str(err))
     print(result.describe())
     if args.output:
-        print(f"copy it next to libtvm_runtime.so on the board (python3 -c 'import tvm, os; "
-              f"print(os.path.dirname(tvm.__file__))'/lib), or point LITEPOSE_OPENCL_RUNTIME at it")
+        print("copy it to the board next to libtvm_runtime.so (the folder printed there by: "
+              "python3 -c \"import tvm, os; print(os.path.dirname(tvm.__file__) + '/lib')\"), "
+              "or point LITEPOSE_OPENCL_RUNTIME at it")
     elif result.device is not None and not result.device["exist"]:
         return fail("the OpenCL runtime loads, but this machine shows no OpenCL device: install "
                     "pocl-opencl-icd (CPU) or a GPU driver")

@@ -20,7 +20,7 @@ FLIP    ?=
 REFERENCE ?=
 MAX_IMAGES ?=
 REPEAT  ?=
-ARCH    ?= x86_64
+ARCH    ?= all
 TVM_SOURCE ?=
 
 .PHONY: setup demo test lint info compile tune bench bench-post board board-stop board-status deploy eval opencl-runtime
@@ -55,7 +55,7 @@ tune:   ## MetaSchedule tuning; TRACKER=host:port KEY=... for boards (else TVM_T
 bench:  ## TVM tuned / untuned vs ONNX Runtime vs PyTorch on this machine
 	$(PY) -m compile bench --model $(MODEL)
 
-opencl-runtime: $(PY)  ## TVM's OpenCL runtime from TVM_SOURCE=DIR (or a clone) for ARCH=x86_64|aarch64
+opencl-runtime: $(PY)  ## TVM's OpenCL runtime from TVM_SOURCE=DIR (or a clone): ARCH=x86_64|aarch64|all
 	$(PY) -m compile opencl-runtime --arch $(ARCH) $(if $(TVM_SOURCE),--tvm-source $(TVM_SOURCE))
 
 board:  ## build (once, cached in ~/.cache) and start BOARDS virtual aarch64 boards at 127.0.0.1:9190

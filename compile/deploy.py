@@ -178,7 +178,13 @@ def deploy(args: DeployArgs) -> DeployResult:
         build(BuildArgs(model=spec.name, target=preset.name, output=folder,
                         input_size=f"{size[0]}x{size[1]}"))
     meta = check_artifact(folder, preset.name)
-    check_tracker(tracker)
+    try:
+        check_tracker(tracker)
+    except ValueError as err:
+        if preset.is_gpu and "no board with key" in str(err):
+            raise ValueError(f"{err}. The virtual board serves an OpenCL device once it has one: "
+                             "'make opencl-runtime ARCH=aarch64', then 'make board-stop board'") from err
+        raise
     x, refs = host_reference(meta)
     start = time.perf_counter()
     outs, secs = _remote(tracker, meta, folder, x, args.repeat, args.session_timeout)

@@ -141,3 +141,10 @@ def test_rk3399_mali_tunes_through_the_tracker_and_keeps_parity(mali_board, tmp_
     res = _deploy(mali_board, tmp_path / "xs")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "tuned for rk3399-mali" in res.stdout and "verdict     PASS" in res.stdout
+
+
+def test_one_output_folder_takes_one_arch(tmp_path):
+    res = run_cli("-m", "compile", "opencl-runtime", "--output", str(tmp_path))
+    assert res.returncode == 2 and "choose --arch x86_64 or --arch aarch64" in res.stderr
+    res = run_cli("-m", "compile", "opencl-runtime", "--arch", "riscv64")
+    assert res.returncode == 2 and "x86_64" in res.stderr and "aarch64" in res.stderr

@@ -16,8 +16,9 @@ def main(argv: list[str]) -> int:
                          "venv's (x86_64) or the virtual board's (aarch64, which also gains PoCL "
                          "and serves its OpenCL device as 'rk3399-mali'). --output instead writes "
                          "it to a folder to copy to a real board.")
-    parser.add_argument("--arch", choices=ARCHES, default="x86_64",
-                        help="x86_64: this machine; aarch64: boards (cross-compiled)")
+    parser.add_argument("--arch", choices=[*ARCHES, "all"], default="all",
+                        help="x86_64: this machine; aarch64: boards (cross-compiled); all: both "
+                        "(default)")
     parser.add_argument("--tvm-source", metavar="DIR", default=None,
                         help="apache/tvm checkout (default: $TVM_SOURCE, else the kit's cached "
                         "clone, else a fresh clone of the release matching the installed TVM)")
@@ -30,16 +31,23 @@ def main(argv: list[str]) -> int:
     setup_logging(args.verbose)
     from compile.opencl import make_runtime
 
-    try:
-        result = make_runtime(args.arch, args.tvm_source, args.output, args.git_url, args.git_ref)
-    except (ValueError, RuntimeError) as err:
-        return fail(str(err))
-    print(result.describe())
+    archs = list(ARCHES) if args.arch == "all" else [args.arch]
+    if args.output and len(archs) > 1:
+        return fail("--output writes one library: choose --arch x86_64 or --arch aarch64")
+    for arch in archs:
+        try:
+            result = make_runtime(arch, args.tvm_source, args.output, args.git_url, args.git_ref)
+        except (ValueError, RuntimeError) as err:
+            return fail(str(err))
+        print(result.describe())
+        if result.device is not None and not result.device["exist"]:
+            return fail(f"the {arch} OpenCL runtime loads, but shows no OpenCL device: install "
+                        "pocl-opencl-icd (CPU) or a GPU driver")
     if args.output:
         print("copy it to the board next to libtvm_runtime.so (the folder printed there by: "
               "python3 -c \"import tvm, os; print(os.path.dirname(tvm.__file__) + '/lib')\"), "
               "or point LITEPOSE_OPENCL_RUNTIME at it")
-    elif result.device is not None and not result.device["exist"]:
-        return fail("the OpenCL runtime loads, but this machine shows no OpenCL device: install "
-                    "pocl-opencl-icd (CPU) or a GPU driver")
+    elif "aarch64" in archs:
+        print("the virtual board serves its OpenCL device (PoCL) as 'rk3399-mali' from its next "
+              "start ('make board-stop board' if it is running)")
     return 0

@@ -81,6 +81,7 @@ class ProgressCallback(PyMeasureCallback):
         self.on_batch = on_batch  # told each task's best seconds after each batch (the scheduler)
         self.take_boards = take_boards  # the board of each candidate of the batch (board runner)
         self.bar = tqdm(total=total, unit="trial", disable=not show, dynamic_ncols=True)
+        self.trials = 0  # counted here: a disabled (--quiet) bar counts nothing
         self.start = time.perf_counter()
 
     def _init_tasks(self, task_scheduler) -> None:
@@ -114,7 +115,8 @@ class ProgressCallback(PyMeasureCallback):
         if self.on_batch is not None:
             self.on_batch(task_id, task.best_s)
         latency = self.result.estimated_latency
-        self.result.history.append((self.bar.n + len(runner_results), latency))
+        self.trials += len(runner_results)
+        self.result.history.append((self.trials, latency))
         unknown = sum(1 for t in self.result.tasks if math.isinf(t.best_s))
         self.result.measure_seconds = time.perf_counter() - self.start
         farm = (f" | {len(seen)} board(s) {self.result.per_minute:.1f} cand/min"

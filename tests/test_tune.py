@@ -37,6 +37,8 @@ def tuned_logs(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("tuned")
     result = tune(tiny(tmp))
     assert result.records_after - result.records_before == sum(t.trials for t in result.tasks) >= 8
+    trials = [n for n, _ in result.history]  # the curve's x axis, counted without a bar (quiet)
+    assert trials == sorted(set(trials)) and trials[-1] == sum(t.trials for t in result.tasks)
     return tmp / "logs"
 
 

@@ -245,6 +245,8 @@ def start_board(port: int = 9190, key: str = "rk3399", timeout: float = 180.0,
     (``make opencl-runtime ARCH=aarch64``) also serves its PoCL device as ``opencl_key``."""
     if boards < 1:
         raise ValueError(f"boards must be >= 1, got {boards}")
+    if opencl_key == key:
+        raise ValueError(f"the OpenCL device needs a key of its own, not {key!r} (--opencl-key)")
     base = ensure_board()
     state = read_state()
     if state and any(_alive(pid) for pid in state.pids):
@@ -263,8 +265,6 @@ def start_board(port: int = 9190, key: str = "rk3399", timeout: float = 180.0,
         servers.append(_server(base, port, key, run_dir / f"server-{i}.log", env, extra,
                                None if boards == 1 else cpus))
     opencl = None
-    if opencl_key == key:
-        raise ValueError(f"the OpenCL device needs a key of its own, not {key!r} (--opencl-key)")
     if opencl_key and has_opencl(base):
         opencl = _server(base, port, opencl_key, run_dir / "server-opencl.log", board_env(base),
                          [*extra, OPENCL_LIBRARY])

@@ -148,3 +148,12 @@ def test_one_output_folder_takes_one_arch(tmp_path):
     assert res.returncode == 2 and "choose --arch x86_64 or --arch aarch64" in res.stderr
     res = run_cli("-m", "compile", "opencl-runtime", "--arch", "riscv64")
     assert res.returncode == 2 and "x86_64" in res.stderr and "aarch64" in res.stderr
+
+
+def test_the_opencl_device_needs_a_key_of_its_own(tmp_path, monkeypatch):
+    from compile import board
+
+    monkeypatch.setenv("LITEPOSE_BOARD_DIR", str(tmp_path))  # nothing may be built or started
+    with pytest.raises(ValueError, match="needs a key of its own"):
+        board.start_board(key="rk3399", opencl_key="rk3399")
+    assert not list(tmp_path.iterdir())

@@ -75,8 +75,8 @@ def opencl_device(library: str | Path | None = None):
                                "built for another TVM runtime; rebuild it with 'make opencl-runtime'")
     device = tvm.opencl(0)
     if not device.exist:
-        raise RuntimeError("no OpenCL device: install the GPU's OpenCL driver (RK3399: libmali or "
-                           "Mesa's Rusticl on Panfrost; a CPU: pocl-opencl-icd) and make sure "
+        raise RuntimeError("no OpenCL device: install the GPU's OpenCL driver (RK3399: ARM's libmali; "
+                           "a CPU: pocl-opencl-icd) and make sure "
                            "'libOpenCL.so' can be loaded (Debian: ocl-icd-opencl-dev)")
     return device
 

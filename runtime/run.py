@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         artifact = Artifact(args.model)
         source = open_source(args.input, args.max_frames)
         args.output.mkdir(parents=True, exist_ok=True)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, RuntimeError) as err:  # RuntimeError: no OpenCL runtime / device
         print(f"error: {err}", file=sys.stderr)
         return 2
     meta = artifact.meta

@@ -18,6 +18,7 @@ The TVM side (``libtvm_runtime_opencl.so`` for the board's aarch64 wheel) is bui
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -58,8 +59,6 @@ def marker(base: Path) -> dict:
 
 def opencl_env(base: Path) -> dict[str, str]:
     """What the board's programs need for PoCL (empty when the board has none)."""
-    import os
-
     if not marker(base).get("opencl"):
         return {}
     return {"BOARD_ROOT": str(base / "rootfs"), "POCL_CACHE_DIR": str(base / "pocl-cache"),

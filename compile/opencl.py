@@ -193,7 +193,7 @@ def build_runtime(source: Path, runtime: TvmRuntime, dest_dir: Path | None = Non
 PROBE = """
 import json, tvm
 from tvm.backend.opencl import register_backend
-register_backend()  # what the kit's runtime does too (a runtime-only TVM does not autoload)
+register_backend()  # a runtime-only TVM (the board's) does not autoload backends
 dev = tvm.opencl(0)
 print(json.dumps({"exist": bool(dev.exist), "name": dev.device_name if dev.exist else None,
                   "max_threads_per_block": dev.max_threads_per_block if dev.exist else None}))

@@ -173,7 +173,9 @@ def banner(meta, threads: int) -> str:
     tasks covered by any of the applied databases)."""
     tuning = meta.tuning
     covered = "untuned" if tuning is None else (
-        f"{tuning.tasks_covered}/{tuning.tasks} tasks tuned, {len(tuning.databases)} database(s)")
+        f"{tuning.tasks_covered}/{tuning.tasks} tasks tuned, {len(tuning.databases)} database(s)"
+        + (f", {tuning.tasks_elsewhere} measured only on other machines than {tuning.machine}"
+           if tuning.tasks_elsewhere else ""))
     h, w = meta.input_hw
     return (f"LitePose-{meta.model.upper()} {h}x{w}, {threads} threads, {meta.target.tvm}; "
             f"tvm-tuned: {covered}; {meta.weights.source} weights (latency does not depend on them)")

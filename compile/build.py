@@ -115,7 +115,7 @@ def compile_module(mod, preset: TargetPreset, tuning_logs: Path, exact_db: Path,
     from tvm.s_tir import meta_schedule as ms
 
     from .frontend import lower_for_tuning
-    from .tunedb import graph_version, merge_databases, target_databases
+    from .tunedb import graph_version, merge_databases, target_databases, target_machine
 
     target = preset.tvm_target()
     source = schedule_source(preset, tuning_logs, graph, schedules_from, transfer)
@@ -133,7 +133,8 @@ def compile_module(mod, preset: TargetPreset, tuning_logs: Path, exact_db: Path,
     if not db_dirs:
         return tvm.compile(mod, target), None, stale
     tasks = [t.dispatched[0] for t in ms.relax_integration.extract_tasks(mod, target)]
-    database, coverage = merge_databases(db_dirs, tasks)
+    machine = target_machine(target) if target.kind.name == "llvm" else ""
+    database, coverage, elsewhere = merge_databases(db_dirs, tasks, machine)
     covered = sum(database.has_workload(t) for t in tasks)  # by any of the databases
     for cov in coverage:
         logger.info("tuning database %s covers %d/%d tasks", cov.db_dir, cov.covered, cov.total)
@@ -144,7 +145,11 @@ def compile_module(mod, preset: TargetPreset, tuning_logs: Path, exact_db: Path,
         tasks=len(tasks), tasks_covered=covered, graph=graph, schedules_from=source,
         transferred=source != preset.name,
         databases=tuple(DatabaseRef(_repo_relative(c.db_dir), c.digest, c.covered)
-                        for c in coverage if c.covered))
+                        for c in coverage if c.covered),
+        machine=machine, tasks_elsewhere=elsewhere)
+    if elsewhere and source == preset.name:
+        logger.warning("%d/%d tasks have records measured only on other machines than %s (run "
+                       "'make tune' here to measure them on it)", elsewhere, len(tasks), machine)
     return tvm.compile(mod, target), report, stale
 
 

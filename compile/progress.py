@@ -45,6 +45,7 @@ class TuneResult:
     plot: Path | None = None
     seconds: float = 0.0
     measure_seconds: float = 0.0  # from the start of the search to the last batch collected
+    remeasured: int = 0  # other machines' schedules measured here before the search
 
     @property
     def boards(self) -> Counter:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import platform
+import re
 from dataclasses import dataclass
 
 BUILD_MACHINE = "build-machine"  # a target value resolved by tvm_target() on the build machine
@@ -36,7 +38,23 @@ class TargetPreset:
             target["mcpu"] = llvm_get_system_cpu()
         if target.get("num-cores") == BUILD_MACHINE:
             target["num-cores"] = os.cpu_count() or 1
+        if target.get("model") == BUILD_MACHINE:
+            target["model"] = machine_model()
         return tvm.target.Target(target)
+
+
+def machine_model() -> str:
+    """This machine as a target ``model``: its CPU's marketing name and core count, e.g.
+    ``amd-epyc-2c``. Tuning records carry it, so run times measured here are told apart from
+    another machine's even when LLVM gives both CPUs one name."""
+    name = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            name = next((line.split(":", 1)[1] for line in fh if line.startswith("model name")), "")
+    except OSError:
+        pass
+    slug = re.sub(r"[^a-z0-9]+", "-", (name or platform.processor() or "cpu").lower()).strip("-")
+    return f"{slug}-{os.cpu_count() or 1}c"
 
 
 def _arm(mcpu: str, cores: int, model: str) -> dict:
@@ -52,7 +70,7 @@ TARGETS: dict[str, TargetPreset] = {
     "host": TargetPreset(
         "host",
         {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": BUILD_MACHINE,
-         "num-cores": BUILD_MACHINE},
+         "num-cores": BUILD_MACHINE, "model": BUILD_MACHINE},
         "x86_64", None, None,
         "this x86-64 build machine: its own CPU (LLVM's name, e.g. AVX-512) and core count",
     ),

@@ -13,7 +13,7 @@ from . import REPO_ROOT
 from .models import get_dataset, get_model, parse_input_size
 from .targets import get_target
 from .tracker import Tracker, check_tracker, resolve_tracker
-from .tunedb import TUNING_LOGS, database_dir
+from .tunedb import TUNING_LOGS, database_dir, target_machine
 
 if TYPE_CHECKING:
     from .progress import TuneResult
@@ -38,6 +38,7 @@ class TuneArgs:
     trials_per_batch: int = 32
     parallel: int | None = None  # candidates in flight on boards; default: the free boards
     build_workers: int | None = None  # candidate builds at once; default: this machine's cores
+    remeasure: int = 8  # other machines' best schedules measured here first, per new task
     tuning_logs: Path = TUNING_LOGS
     work_dir: Path | None = None  # logs and plot; default build/tune-<target>-<model>-<HxW>
     progress: bool = True
@@ -151,6 +152,7 @@ def tune(args: TuneArgs) -> TuneResult:
 
     from .frontend import GRAPH_VERSION, import_relax, load_model, lower_for_tuning
     from .progress import ProgressCallback, TuneResult, best_in_database, plot_history
+    from .remeasure import remeasure
     from .scheduler import EagerGradientScheduler
     from .tunedb import TuningDatabase
 
@@ -159,27 +161,36 @@ def tune(args: TuneArgs) -> TuneResult:
     work_dir = args.work_dir or REPO_ROOT / "build" / f"tune-{preset.name}-{spec.name}-{size[0]}x{size[1]}"
     work_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    database = TuningDatabase(db_dir, writable=True, graph=GRAPH_VERSION)  # refuses another graph
     target = preset.tvm_target()
+    machine = target_machine(target)  # loads this machine's records only; refuses another graph
+    database = TuningDatabase(db_dir, writable=True, graph=GRAPH_VERSION, machine=machine)
+    if database.elsewhere:
+        logger.info("%s: %d records measured on other machines than %s are kept, not used "
+                    "as this machine's", db_dir, len(database.elsewhere), machine)
     loaded = load_model(spec, dataset)  # the tasks do not depend on the weights
     mod = lower_for_tuning(import_relax(loaded, size, "torch", workdir=work_dir), target)
-    result = TuneResult(db_dir, [], records_before=database.report.records,
-                        skipped_lines=list(database.report.skipped))
+    report = database.report
+    result = TuneResult(db_dir, [], records_before=report.records + len(database.elsewhere),
+                        skipped_lines=list(report.skipped))
+    tasks = ms.relax_integration.extract_tasks(mod, target)
+    runner = make_runner(tracker, args.timeout, parallel)
+    builder = make_builder(preset, args.builder_timeout, tracker is not None, args.build_workers)
+    if args.remeasure:
+        result.remeasured = sum(remeasure(tasks, database, builder, runner, target, args.remeasure,
+                                          args.progress).values())
     measured = {}  # tasks the database already measured: no warm-up batch for them
-    for i, task in enumerate(ms.relax_integration.extract_tasks(mod, target)):
+    for i, task in enumerate(tasks):
         best = best_in_database(database, task.dispatched[0])
         if best < math.inf:
             measured[i] = best
     scheduler = EagerGradientScheduler(measured)
-    runner = make_runner(tracker, args.timeout, parallel)
     callback = ProgressCallback(result, database, args.trials, args.progress, scheduler.record,
                                 getattr(runner, "take_boards", None))
     _drop_unnamed_handlers(logging.getLogger("tvm.s_tir.meta_schedule"))
     ms.relax_integration.tune_relax(
         mod, {}, target, str(work_dir), max_trials_global=args.trials,
         max_trials_per_task=args.trials_per_task, num_trials_per_iter=args.trials_per_batch,
-        builder=make_builder(preset, args.builder_timeout, tracker is not None, args.build_workers),
-        runner=runner, database=database, cost_model="xgb",
+        builder=builder, runner=runner, database=database, cost_model="xgb",
         space=mali_space(target) if preset.is_gpu else "post-order-apply",
         task_scheduler=scheduler,
         measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), callback],

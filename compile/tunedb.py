@@ -17,6 +17,7 @@ from pathlib import Path
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.database import PyDatabase
+from tvm_ffi import structural_hash
 
 from . import REPO_ROOT
 
@@ -84,14 +85,31 @@ def record_json(record) -> list:
     return _plain(_ffi_api.TuningRecordAsJSON(record))
 
 
+def target_machine(target) -> str:
+    """The machine a target names, ``<LLVM mcpu>/<model>`` (``znver3/amd-epyc-2c``,
+    ``cortex-a72/rk3399``); a tuning record's target says where it was measured."""
+    attrs = target.attrs
+    return f"{attrs.get('mcpu', '')}/{attrs.get('model', '')}"
+
+
+def _kinship(machine: str, other: str) -> int:
+    """2: the same machine, 1: the same CPU (mcpu) on another or an unnamed machine, 0: other."""
+    return 2 if machine == other else int(machine.split("/")[0] == other.split("/")[0])
+
+
 @derived_object
 class TuningDatabase(PyDatabase):
     """An append-only, crash-tolerant MetaSchedule database backed by the two JSON files."""
 
-    def __init__(self, db_dir: str | Path, writable: bool = True, graph: str | None = None):
+    def __init__(self, db_dir: str | Path, writable: bool = True, graph: str | None = None,
+                 machine: str | None = None):
+        """``graph``: claim the database for this graph version (writable only); ``machine``:
+        load only the records measured there (:func:`target_machine`), as a tuner on it needs:
+        another machine's run times would pass for this one's bests."""
         super().__init__()
         self.db_dir = Path(db_dir)
         self.writable = writable
+        self.machine = machine
         self.inner = ms.database.MemoryDatabase()
         self.workloads: list[tuple[ms.database.Workload, int]] = []
         self.report = LoadReport()
@@ -123,6 +141,7 @@ class TuningDatabase(PyDatabase):
         by_index: dict[int, ms.database.Workload] = {}
         wl_path, rec_path = self.db_dir / WORKLOADS, self.db_dir / RECORDS
         self._next_index = 0
+        self.elsewhere = []  # records measured on other machines (``machine`` given)
         for number, line in _lines(wl_path):
             index = self._next_index  # a corrupt line still takes its index
             self._next_index += 1
@@ -144,6 +163,9 @@ class TuningDatabase(PyDatabase):
                 continue
             except Exception as err:
                 self._skip(rec_path, number, f"{type(err).__name__}: {str(err)[:80]}")
+                continue
+            if self.machine is not None and target_machine(record.target) != self.machine:
+                self.elsewhere.append(record)
                 continue
             self.inner.commit_tuning_record(record)
             self.report.records += 1
@@ -236,23 +258,36 @@ def _has_record(db, mod) -> bool:
     return db.has_workload(mod) and bool(db.get_top_k(db.commit_workload(mod), 1))
 
 
-def merge_databases(db_dirs: list[Path], task_mods: list) -> tuple[object, list[Coverage]]:
-    """One in-memory database holding every record of ``db_dirs``, and each one's coverage.
+def merge_databases(db_dirs: list[Path], task_mods: list,
+                    machine: str = "") -> tuple[object, list[Coverage], int]:
+    """One in-memory database of the records of ``db_dirs``, each one's coverage, and how many
+    of ``task_mods`` are served only by records measured on other machines than ``machine``.
 
     ``task_mods`` are the tuning tasks' IRModules of the module being built; a database for
-    another model or size still covers the tasks whose workloads are identical.
+    another model or size still covers the tasks whose workloads are identical. Run times of
+    different machines do not compare (an AVX-512 machine's fastest schedule can be slow on an
+    AVX2 one, a faster machine's bests beat every measurement of a slower one): each workload
+    gets only its records from ``machine`` when there are any, else those of the same CPU
+    (``mcpu``), else all.
     """
-    merged = ms.database.MemoryDatabase()
-    coverage = []
+    coverage, by_workload = [], {}
     for db_dir in db_dirs:
         db = TuningDatabase(db_dir, writable=False)
         for rec in db.get_all_tuning_records():
-            workload = merged.commit_workload(rec.workload.mod)
-            merged.commit_tuning_record(ms.database.TuningRecord(
-                rec.trace, workload, rec.run_secs, rec.target, rec.args_info))
+            by_workload.setdefault(structural_hash(rec.workload.mod), []).append(rec)
         covered = sum(_has_record(db, mod) for mod in task_mods)
         coverage.append(Coverage(db_dir, covered, len(task_mods), _digest(db_dir)))
-    return merged, coverage
+    merged, foreign = ms.database.MemoryDatabase(), set()
+    for key, records in by_workload.items():
+        kin = [_kinship(machine, target_machine(r.target)) for r in records]
+        if max(kin) < 2:
+            foreign.add(key)
+        for rec, k in zip(records, kin, strict=True):
+            if k == max(kin):
+                workload = merged.commit_workload(rec.workload.mod)
+                merged.commit_tuning_record(ms.database.TuningRecord(
+                    rec.trace, workload, rec.run_secs, rec.target, rec.args_info))
+    return merged, coverage, sum(structural_hash(mod) in foreign for mod in task_mods)
 
 
 def database_dir(tuning_logs: Path, target: str, model: str, size: tuple[int, int]) -> Path:

@@ -108,6 +108,8 @@ class TuningInfo:
     schedules_from: str  # the target whose databases were applied
     transferred: bool  # True when that is another target than the artifact's
     databases: tuple[DatabaseRef, ...]
+    machine: str = ""  # "<mcpu>/<model>" whose measurements were preferred; "" for GPU targets
+    tasks_elsewhere: int = 0  # covered tasks whose records were all measured on other machines
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,11 @@ class ArtifactMeta:
 
     def describe(self) -> str:
         h, w = self.input_hw
-        cover = f" ({self.tuning.tasks_covered}/{self.tuning.tasks} tasks)" if self.tuning else ""
+        cover, t = "", self.tuning
+        if t is not None:
+            elsewhere = (f", {t.tasks_elsewhere} measured only on other machines than {t.machine}"
+                         if t.tasks_elsewhere else "")
+            cover = f" ({t.tasks_covered}/{t.tasks} tasks{elsewhere})"
         return (f"LitePose-{self.model.upper()} {self.dataset} {h}x{w} on {self.target.name}, "
                 f"{self.schedules}{cover}; built {self.created} by kit {self.kit_version}, "
                 f"TVM {self.tvm_version}")

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.unit
 ROOMS = [
     {"litepose", "models", "weights", "deconv", "targets", "tracker"},  # model zoo
     {"frontend", "info"},  # import into Relax (info reports the compiled MACs)
-    {"tunedb", "scheduler", "progress", "measure", "tune"},  # tuning
+    {"tunedb", "scheduler", "progress", "measure", "remeasure", "tune"},  # tuning
     {"build"},
     {"deploy", "board", "board_opencl", "opencl", "bench", "demo"},
     {"metrics", "evaluate"},  # accuracy: runs artifacts (local or deployed) and scores them

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -94,3 +95,8 @@ def test_bench_banner_counts_the_tasks_of_every_database():
     text = banner(sample(tuning), threads=2)
     assert "33/39 tasks tuned, 2 database(s)" in text and "64x96, 2 threads" in text
     assert "tvm-tuned: untuned" in banner(sample(), threads=1)
+    assert "other machines" not in text
+    foreign = dataclasses.replace(tuning, machine="znver3/amd-epyc-2c", tasks_elsewhere=4)
+    said = "4 measured only on other machines than znver3/amd-epyc-2c"
+    assert f"33/39 tasks tuned, 2 database(s), {said}" in banner(sample(foreign), threads=2)
+    assert f"(33/39 tasks, {said})" in sample(foreign).describe()

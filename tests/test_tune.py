@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from compile.build import BuildArgs, build
+from compile.targets import get_target
 from compile.tune import TuneArgs, tune
 from compile.tunedb import GRAPH, RECORDS, TuningDatabase
 from runtime.meta import elf_machine
@@ -221,3 +222,78 @@ def test_a_board_dying_mid_tuning_gives_failed_trials_not_a_hang(tmp_path):
     assert sum(t.trials for t in result.tasks) >= 12
     lines = [json.loads(x) for x in records.read_text().splitlines()]
     assert len(lines) == result.records_after
+
+
+
+def _records_from_another_machine(src: Path, dst: Path, keep_own: bool) -> int:
+    """Copy database ``src`` to ``dst`` with each record duplicated as if measured on another,
+    1000x faster machine (``keep_own=False``: only those); returns how many were added."""
+    shutil.copytree(src, dst)
+    lines = (dst / RECORDS).read_text().splitlines()
+    fake = []
+    for line in lines:
+        index, (trace, run_secs, target, args) = json.loads(line)
+        target = {**target, "mcpu": "sapphirerapids", "model": "other-box-64c"}
+        fake.append(json.dumps([index, [trace, [s / 1000 for s in run_secs], target, args]]))
+    (dst / RECORDS).write_text("\n".join((lines if keep_own else []) + fake) + "\n")
+    return len(fake)
+
+
+@pytest.mark.compile
+def test_records_of_another_machine_never_pass_for_this_ones(tuned_logs, tmp_path):
+    """Run times of different machines do not compare: the tuner loads only its machine's
+    records, a build prefers them per workload and says which tasks had only others'."""
+    from compile.tunedb import merge_databases, target_machine
+
+    machine = target_machine(get_target("host").tvm_target())
+    assert machine.startswith(str(get_target("host").tvm_target().attrs["mcpu"]) + "/")
+    src = tuned_logs / "host" / "xs-64x64"
+    mixed = tmp_path / "mixed" / "host" / "xs-64x64"
+    added = _records_from_another_machine(src, mixed, keep_own=True)
+    db = TuningDatabase(mixed, writable=False, machine=machine)
+    assert len(db.elsewhere) == added and db.report.records == added  # as many own as fake
+    merged, _, elsewhere = merge_databases([mixed], [], machine)
+    assert elsewhere == 0 and {target_machine(r.target) for r in
+                               merged.get_all_tuning_records()} == {machine}
+    _records_from_another_machine(src, tmp_path / "foreign" / "host" / "xs-64x64", keep_own=False)
+    own = build(BuildArgs(model="xs", target="host", output=tmp_path / "m", input_size=SIZE,
+                          tuning_logs=tmp_path / "mixed"))
+    other = build(BuildArgs(model="xs", target="host", output=tmp_path / "f", input_size=SIZE,
+                            tuning_logs=tmp_path / "foreign"))
+    assert own.meta.tuning.machine == machine and own.meta.tuning.tasks_elsewhere == 0
+    covered = other.meta.tuning.tasks_covered
+    assert covered >= 1 and other.meta.tuning.tasks_elsewhere == covered
+    assert f"{covered} measured only on other machines than {machine}" in other.meta.describe()
+    x, refs = torch_reference("xs", (64, 64))
+    assert_parity(run_host_library(other.library, x), refs)
+
+
+@pytest.mark.compile
+def test_a_new_machine_measures_the_others_best_schedules_first(tuned_logs, tmp_path):
+    from tvm.s_tir import meta_schedule as ms
+
+    from compile.frontend import import_relax, load_model, lower_for_tuning
+    from compile.models import get_dataset, get_model
+    from compile.remeasure import _mean as mean_secs
+    from compile.remeasure import remeasure
+    from compile.tune import make_builder, make_runner
+    from compile.tunedb import target_machine
+
+    preset = get_target("host")
+    target = preset.tvm_target()
+    db_dir = tmp_path / "foreign"
+    added = _records_from_another_machine(tuned_logs / "host" / "xs-64x64", db_dir, keep_own=False)
+    mod = import_relax(load_model(get_model("xs"), get_dataset("crowdpose")), (64, 64))
+    tasks = ms.relax_integration.extract_tasks(lower_for_tuning(mod, target), target)
+    db = TuningDatabase(db_dir, writable=True, machine=target_machine(target))
+    assert db.report.records == 0 and len(db.elsewhere) == added
+    builder, runner = make_builder(preset, 180, remote=False), make_runner(None, 60)
+    done = remeasure(tasks, db, builder, runner, target, top_k=2, show=False)
+    assert done and all(1 <= n <= 2 for n in done.values())
+    reopened = TuningDatabase(db_dir, writable=False, machine=target_machine(target))
+    assert reopened.report.records == sum(done.values())  # committed as this machine's
+    for i in done:  # timed here, not the other machine's 1000x faster times copied
+        workload = reopened.commit_workload(tasks[i].dispatched[0])
+        fake = min(mean_secs(r) for r in reopened.elsewhere if r.workload.same_as(workload))
+        assert mean_secs(reopened.get_top_k(workload, 1)[0]) > 100 * fake
+    assert remeasure(tasks, db, builder, runner, target, top_k=2, show=False) == {}

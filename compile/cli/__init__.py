@@ -28,15 +28,24 @@ def input_size_arg(text: str) -> str:
     return f"{h}x{w}"
 
 
-def positive_int(text: str) -> int:
-    """argparse ``type=`` for counts that must be >= 1."""
+def _int_at_least(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be >= {least}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=`` for counts that must be >= 1."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse ``type=`` for counts that may be 0."""
+    return _int_at_least(text, 0)
 
 
 def add_input_size_arg(parser: argparse.ArgumentParser) -> None:

@@ -60,6 +60,10 @@ def main(argv: list[str]) -> int:
               f"on {meta.target.name}): re-tune on the board for its own")
     for db in () if tuning is None else tuning.databases:
         print(f"tuning    {db.path}: {db.tasks_covered}/{tuning.tasks} tasks")
+    if tuning is not None and tuning.tasks_elsewhere and not tuning.transferred:
+        print(f"tuning    {tuning.tasks_elsewhere}/{tuning.tasks} tasks use records measured "
+              f"only on other machines than this {tuning.machine}: 'make tune' here measures "
+              "them on it")
     for db in result.stale:
         print(f"tuning    STALE {db}: tuned on another graph version, not applied (re-tune)")
     print("timings   " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))

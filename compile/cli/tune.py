@@ -10,6 +10,7 @@ from . import (
     add_tracker_args,
     fail,
     make_parser,
+    non_negative_int,
     positive_int,
     setup_logging,
 )
@@ -42,6 +43,10 @@ def main(argv: list[str]) -> int:
                         help="seconds per candidate run (RPC session timeout on boards)")
     parser.add_argument("--tuning-logs", type=Path, default=None, help="database root (default: "
                         "tuning_logs/ of the checkout)")
+    parser.add_argument("--remeasure", type=non_negative_int, default=8, metavar="K",
+                        help="before searching, measure here the K fastest schedules other "
+                        "machines recorded for each task this machine has no record of "
+                        "(default 8; 0: start those tasks from scratch)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -53,7 +58,7 @@ def main(argv: list[str]) -> int:
                      trials_per_task=args.trials_per_task, input_size=args.input_size,
                      dataset=args.dataset, tracker=args.tracker, key=args.key, timeout=args.timeout,
                      trials_per_batch=args.trials_per_batch, parallel=args.parallel,
-                     build_workers=args.build_workers,
+                     build_workers=args.build_workers, remeasure=args.remeasure,
                      tuning_logs=args.tuning_logs or TUNING_LOGS, progress=not args.quiet)
     print(f"tune:\n{targs.display()}")
     try:
@@ -63,6 +68,8 @@ def main(argv: list[str]) -> int:
     for line in result.skipped_lines:
         print(f"warning: skipped corrupt database line {line}")
     print(summary_table(result))
+    if result.remeasured:
+        print(f"seeded    {result.remeasured} schedules of other machines measured here first")
     print(f"database  {result.db_dir}: {result.records_before} -> {result.records_after} records")
     print(f"plot      {result.plot or 'none (some tasks have no measurement yet)'}")
     print(f"time      {result.seconds:.0f} s")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .tunedb import _kinship, target_machine
+from .tunedb import kinship, target_machine
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def candidates_from_elsewhere(database, mod, machine: str, top_k: int) -> list:
         return []
     workload = database.inner.commit_workload(mod)
     found = [r for r in database.elsewhere if r.workload.same_as(workload) and r.run_secs]
-    found.sort(key=lambda r: (-_kinship(machine, target_machine(r.target)), _mean(r)))
+    found.sort(key=lambda r: (-kinship(machine, target_machine(r.target)), _mean(r)))
     chosen, seen = [], set()
     for rec in found:
         text = str(rec.trace)
@@ -89,6 +89,8 @@ def remeasure(tasks, database, builder, runner, target, top_k: int, show: bool =
                 logger.warning("task %d: a schedule does not replay (%s): skipped", i, str(err)[:100])
                 continue
             replayed.append((rec, sch.mod))
+        if not replayed:
+            continue
         built = builder.build([ms.builder.BuilderInput(m, target) for _, m in replayed])
         for (rec, _), result in zip(replayed, built, strict=True):
             if result.error_msg:

@@ -92,7 +92,7 @@ def target_machine(target) -> str:
     return f"{attrs.get('mcpu', '')}/{attrs.get('model', '')}"
 
 
-def _kinship(machine: str, other: str) -> int:
+def kinship(machine: str, other: str) -> int:
     """2: the same machine, 1: the same CPU (mcpu) on another or an unnamed machine, 0: other."""
     return 2 if machine == other else int(machine.split("/")[0] == other.split("/")[0])
 
@@ -279,7 +279,7 @@ def merge_databases(db_dirs: list[Path], task_mods: list,
         coverage.append(Coverage(db_dir, covered, len(task_mods), _digest(db_dir)))
     merged, foreign = ms.database.MemoryDatabase(), set()
     for key, records in by_workload.items():
-        kin = [_kinship(machine, target_machine(r.target)) for r in records]
+        kin = [kinship(machine, target_machine(r.target)) for r in records]
         if max(kin) < 2:
             foreign.add(key)
         for rec, k in zip(records, kin, strict=True):

@@ -133,7 +133,7 @@ def compile_module(mod, preset: TargetPreset, tuning_logs: Path, exact_db: Path,
     if not db_dirs:
         return tvm.compile(mod, target), None, stale
     tasks = [t.dispatched[0] for t in ms.relax_integration.extract_tasks(mod, target)]
-    machine = target_machine(target) if target.kind.name == "llvm" else ""
+    machine = target_machine(target)  # as tune names the records it measures
     database, coverage, elsewhere = merge_databases(db_dirs, tasks, machine)
     covered = sum(database.has_workload(t) for t in tasks)  # by any of the databases
     for cov in coverage:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -16,6 +15,8 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
 from runtime.atomic import atomic_path
+
+from .tunedb import mean_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def best_in_database(database, mod) -> float:
     if not database.has_workload(mod):
         return math.inf
     top = database.get_top_k(database.commit_workload(mod), 1)
-    return statistics.fmean(float(s) for s in top[0].run_secs) if top else math.inf
+    return mean_seconds(top[0]) if top else math.inf
 
 
 @derived_object
@@ -112,7 +113,7 @@ class ProgressCallback(PyMeasureCallback):
                 if board:
                     task.board_failed[board] += 1
             else:
-                task.best_s = min(task.best_s, statistics.fmean(float(s) for s in ran.run_secs))
+                task.best_s = min(task.best_s, mean_seconds(ran))
         if self.on_batch is not None:
             self.on_batch(task_id, task.best_s)
         latency = self.result.estimated_latency

@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import logging
 import shutil
-import statistics
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .tunedb import kinship, target_machine
+from .tunedb import has_record, kinship, mean_seconds, target_machine
 
 logger = logging.getLogger(__name__)
-
-
-def _mean(record) -> float:
-    return statistics.fmean(float(s) for s in record.run_secs) if record.run_secs else float("inf")
 
 
 def candidates_from_elsewhere(database, mod, machine: str, top_k: int) -> list:
@@ -33,7 +28,7 @@ def candidates_from_elsewhere(database, mod, machine: str, top_k: int) -> list:
         return []
     workload = database.inner.commit_workload(mod)
     found = [r for r in database.elsewhere if r.workload.same_as(workload) and r.run_secs]
-    found.sort(key=lambda r: (-kinship(machine, target_machine(r.target)), _mean(r)))
+    found.sort(key=lambda r: (-kinship(machine, target_machine(r.target)), mean_seconds(r)))
     chosen, seen = [], set()
     for rec in found:
         text = str(rec.trace)
@@ -69,7 +64,7 @@ def remeasure(tasks, database, builder, runner, target, top_k: int, show: bool =
     jobs = {}  # task index -> (workload module, records of other machines)
     for i, task in enumerate(tasks):
         mod = task.dispatched[0]
-        if database.has_workload(mod) and database.get_top_k(database.commit_workload(mod), 1):
+        if has_record(database, mod):
             continue  # measured here already
         found = candidates_from_elsewhere(database, mod, machine, top_k)
         if found:

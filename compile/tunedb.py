@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +92,12 @@ def target_machine(target) -> str:
     ``cortex-a72/rk3399``); a tuning record's target says where it was measured."""
     attrs = target.attrs
     return f"{attrs.get('mcpu', '')}/{attrs.get('model', '')}"
+
+
+def mean_seconds(record) -> float:
+    """A record's mean measured run time in seconds (inf when it has none)."""
+    secs = [float(s) for s in record.run_secs or ()]
+    return statistics.fmean(secs) if secs else math.inf
 
 
 def kinship(machine: str, other: str) -> int:
@@ -254,7 +262,8 @@ def _digest(db_dir: Path) -> str:
     return h.hexdigest()
 
 
-def _has_record(db, mod) -> bool:
+def has_record(db, mod) -> bool:
+    """Whether ``db`` holds a measured record for ``mod``'s workload (commits nothing new)."""
     return db.has_workload(mod) and bool(db.get_top_k(db.commit_workload(mod), 1))
 
 
@@ -275,7 +284,7 @@ def merge_databases(db_dirs: list[Path], task_mods: list,
         db = TuningDatabase(db_dir, writable=False)
         for rec in db.get_all_tuning_records():
             by_workload.setdefault(structural_hash(rec.workload.mod), []).append(rec)
-        covered = sum(_has_record(db, mod) for mod in task_mods)
+        covered = sum(has_record(db, mod) for mod in task_mods)
         coverage.append(Coverage(db_dir, covered, len(task_mods), _digest(db_dir)))
     merged, foreign = ms.database.MemoryDatabase(), set()
     for key, records in by_workload.items():

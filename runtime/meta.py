@@ -108,7 +108,7 @@ class TuningInfo:
     schedules_from: str  # the target whose databases were applied
     transferred: bool  # True when that is another target than the artifact's
     databases: tuple[DatabaseRef, ...]
-    machine: str = ""  # "<mcpu>/<model>" whose measurements were preferred; "" for GPU targets
+    machine: str = ""  # "<mcpu>/<model>" whose measurements were preferred
     tasks_elsewhere: int = 0  # covered tasks whose records were all measured on other machines
 
 

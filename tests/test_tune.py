@@ -274,10 +274,9 @@ def test_a_new_machine_measures_the_others_best_schedules_first(tuned_logs, tmp_
 
     from compile.frontend import import_relax, load_model, lower_for_tuning
     from compile.models import get_dataset, get_model
-    from compile.remeasure import _mean as mean_secs
     from compile.remeasure import remeasure
     from compile.tune import make_builder, make_runner
-    from compile.tunedb import target_machine
+    from compile.tunedb import mean_seconds, target_machine
 
     preset = get_target("host")
     target = preset.tvm_target()
@@ -294,6 +293,6 @@ def test_a_new_machine_measures_the_others_best_schedules_first(tuned_logs, tmp_
     assert reopened.report.records == sum(done.values())  # committed as this machine's
     for i in done:  # timed here, not the other machine's 1000x faster times copied
         workload = reopened.commit_workload(tasks[i].dispatched[0])
-        fake = min(mean_secs(r) for r in reopened.elsewhere if r.workload.same_as(workload))
-        assert mean_secs(reopened.get_top_k(workload, 1)[0]) > 100 * fake
+        fake = min(mean_seconds(r) for r in reopened.elsewhere if r.workload.same_as(workload))
+        assert mean_seconds(reopened.get_top_k(workload, 1)[0]) > 100 * fake
     assert remeasure(tasks, db, builder, runner, target, top_k=2, show=False) == {}

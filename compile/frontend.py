@@ -21,9 +21,12 @@ OUTPUT_NAMES = ("heatmaps_tags_s4", "heatmaps_s2")
 # The head's deconvs become one stride-1 conv per fusion level (compile/deconv.py). Measured on
 # the host after tuning both forms: see the README ("Why the head is rewritten").
 DECONV_FORM = "phase"
+# CPU builds run every conv in this activation layout (see cpu_layout). Measured on the host:
+# see the README ("Why NHWC on CPUs").
+CPU_LAYOUT = ("NHWC", "OHWI")
 # The graph MetaSchedule sees; tuning databases record it, and a build skips databases of any
 # other (their workloads belong to a graph that no longer exists). Bump on any graph change.
-GRAPH_VERSION = f"2:deconv-{DECONV_FORM}-merged:layout-free-weights"
+GRAPH_VERSION = f"3:deconv-{DECONV_FORM}-merged:{CPU_LAYOUT[0].lower()}:layout-free-weights"
 
 
 @dataclass
@@ -105,23 +108,64 @@ def import_relax(loaded: LoadedModel, size: tuple[int, int], frontend: str = "to
     raise ValueError(f"unknown frontend {frontend!r}; valid choices: {', '.join(FRONTENDS)}")
 
 
+def clip_as_min_max(mod):
+    """Rewrite every ``clip(x, lo, hi)`` (ReLU6) as ``minimum(maximum(x, lo), hi)``.
+
+    The same values; but ``clip`` has no layout inference in Relax, so ``ConvertLayout`` would
+    wrap each ReLU6 in a transpose back to NCHW and out again (70 extra kernels in XS).
+    Elementwise ops with scalar constants follow any layout and fuse into the conv before them.
+    """
+    import tvm
+    from tvm import relax
+    from tvm.relax.dpl import is_op, rewrite_call, wildcard
+
+    x = wildcard()
+    pattern = is_op("relax.clip")(x, wildcard(), wildcard())
+
+    def rewrite(call, matched):
+        dtype = call.args[0].ty.dtype
+        lo, hi = (relax.const(float(bound.value), dtype) for bound in call.args[1:])
+        return relax.op.minimum(relax.op.maximum(matched[x], lo), hi)
+
+    functions = {gvar: rewrite_call(pattern, rewrite, func) if isinstance(func, relax.Function) else func
+                 for gvar, func in mod.functions_items()}
+    return tvm.IRModule(functions, attrs=mod.attrs)
+
+
+def cpu_layout(mod, layout: tuple[str, str] = CPU_LAYOUT):
+    """Run every conv in ``layout`` (activations, weights); the rest of the graph follows.
+
+    ``ConvertLayout`` transposes the image once on the way in and the two outputs once on the
+    way out (``main`` keeps its NCHW contract); in between, elementwise ops, adds and concats
+    take the new layout and only the head's depth-to-space goes through NCHW. In NHWC the
+    vector lanes run along channels: the depthwise 7x7 convs (stride 2 included) load
+    contiguous vectors instead of strided rows.
+    """
+    from tvm import relax
+
+    return relax.transform.ConvertLayout({"relax.nn.conv2d": list(layout)})(clip_as_min_max(mod))
+
+
 def lower_for_tuning(mod, target):
     """The passes MetaSchedule extracts tasks from: decompose, legalize, fold, fuse (Relax).
 
-    On CPUs the weights of every task are marked layout-free
-    (``AttachAttrLayoutFreeBuffers``): a tuned schedule may then ask for them in its own packed
-    layout, and :func:`apply_database` packs the constants at build time.
+    On CPUs the convs run in :data:`CPU_LAYOUT` (:func:`cpu_layout`) and the weights of every
+    task are marked layout-free (``AttachAttrLayoutFreeBuffers``): a tuned schedule may then ask
+    for them in its own packed layout, and :func:`apply_database` packs the constants at build
+    time.
     """
     import tvm
     from tvm import relax
 
+    cpu = target.kind.name == "llvm"
     passes = [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings(),
               relax.get_pipeline("zero")]
-    if target.kind.name == "llvm":
+    if cpu:
+        mod = cpu_layout(mod)
         passes.append(relax.transform.AttachAttrLayoutFreeBuffers())
     with target:
         mod = tvm.transform.Sequential(passes)(mod)
-    return mod if target.kind.name == "llvm" else shorten_kernel_names(mod)
+    return mod if cpu else shorten_kernel_names(mod)
 
 
 KERNEL_NAME_LIMIT = 64

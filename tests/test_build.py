@@ -72,6 +72,27 @@ def test_torch_export_and_onnx_paths_agree(tmp_path):
     assert_parity(results[1], results[0])
 
 
+def test_cpu_graph_runs_convs_in_nhwc_and_transposes_only_at_its_edges():
+    from tvm.s_tir import meta_schedule as ms
+
+    from compile.frontend import cpu_layout, lower_for_tuning
+
+    mod = import_relax(load_model(MODELS["xs"], DATASETS["crowdpose"]), (64, 64))
+    script = cpu_layout(mod)["main"].script()
+    assert script.count("R.nn.conv2d(") == script.count('data_layout="NHWC"') > 100
+    assert "R.clip(" not in script and mod["main"].script().count("R.clip(") == 70  # ReLU6 kept
+
+    def transposing_tasks(target):
+        target = get_target(target).tvm_target()
+        tasks = ms.relax_integration.extract_tasks(lower_for_tuning(mod, target), target)
+        return [t.task_name for t in tasks if "transpose" in t.task_name]
+
+    edges = transposing_tasks("host")  # image in, two outputs out, the head's depth-to-space
+    assert 1 <= len(edges) <= 8, edges
+    assert not any("maximum" in name or "minimum" in name for name in edges)  # no ReLU6 wrapped
+    assert transposing_tasks("host-opencl") == []  # GPUs keep NCHW
+
+
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_every_target_builds(tmp_path, target):
     result = build(BuildArgs(model="xs", target=target, output=tmp_path, input_size="64x96",

@@ -19,10 +19,10 @@ logger = logging.getLogger(__name__)
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("heatmaps_tags_s4", "heatmaps_s2")
 # The head's deconvs become one stride-1 conv per fusion level (compile/deconv.py). Measured on
-# the host after tuning both forms: see the README ("Why the head is rewritten").
+# the host after tuning both forms: the README ("What the compiler is given").
 DECONV_FORM = "phase"
-# CPU builds run every conv in this activation layout (see cpu_layout). Measured on the host:
-# see the README ("Why NHWC on CPUs").
+# CPU builds run every conv in this layout (activations, weights; see cpu_layout). Measured:
+# the README ("What the compiler is given", NHWC on CPUs).
 CPU_LAYOUT = ("NHWC", "OHWI")
 # The graph MetaSchedule sees; tuning databases record it, and a build skips databases of any
 # other (their workloads belong to a graph that no longer exists). Bump on any graph change.

@@ -5,7 +5,9 @@ first batch (37 batches for LitePose-XS, about an hour on two cores): a run kill
 loses everything it measured. This one follows the same allocation rule (Zheng et al., Ansor:
 ``alpha * backward-window gradient + (1 - alpha) * best / n``, weighted by task count) but
 touches every task before each pick, so each finished batch is joined, passed to the measure
-callbacks (the database appends it at once) and never lost.
+callbacks (the database appends it at once) and never lost. The warm-up (one batch per task)
+goes heaviest first (FLOPs x calls per frame): a run stopped during it has measured the tasks
+that weigh most.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class EagerGradientScheduler(PyTaskScheduler):
         self.alpha, self.window = alpha, window_size
         self.rng = random.Random(seed)
         self.warmup = 0
+        self._warmup_order: list[int] | None = None
 
     def _outer_tasks(self):
         return self._outer().tasks_
@@ -55,10 +58,14 @@ class EagerGradientScheduler(PyTaskScheduler):
         tasks = self._outer_tasks()
         for i in range(len(tasks)):
             _ffi_api.TaskSchedulerTouchTask(self._outer(), i)  # joins a batch once it is done
-        while self.warmup < len(tasks):  # one batch for every task not measured before, in order
+        if self._warmup_order is None:
+            self._warmup_order = sorted(range(len(tasks)), key=lambda i: (
+                -float(tasks[i].flop) * float(tasks[i].task_weight), i))
+        while self.warmup < len(tasks):  # one batch for every task not measured before
+            task_id = self._warmup_order[self.warmup]
             self.warmup += 1
-            if self.warmup - 1 not in self._best:
-                return self.warmup - 1
+            if task_id not in self._best:
+                return task_id
         if self.warmup == len(tasks):
             for i, task in enumerate(tasks):
                 if task.runner_futures is not None:

@@ -106,8 +106,8 @@ def test_a_larger_variant_tuned_keeps_parity(tmp_path):
 
 @pytest.mark.compile
 def test_other_builds_reuse_exactly_the_matching_workloads(tuned_logs, tmp_path):
-    """The scheduler's warm-up measures task 0 first: the stem conv, the same workload for
-    CrowdPose and COCO at one size, and a different one at another size."""
+    """The scheduler's warm-up measures the heaviest tasks first: backbone convs, the same
+    workloads for CrowdPose and COCO at one size, and different ones at another size."""
     coco = build(BuildArgs(model="xs", target="host", dataset="coco", output=tmp_path / "c",
                            input_size=SIZE, tuning_logs=tuned_logs))
     tuning = coco.meta.tuning  # backbone tasks match the CrowdPose records, head tasks cannot

@@ -112,7 +112,7 @@ def clip_as_min_max(mod):
     """Rewrite every ``clip(x, lo, hi)`` (ReLU6) as ``minimum(maximum(x, lo), hi)``.
 
     The same values; but ``clip`` has no layout inference in Relax, so ``ConvertLayout`` would
-    wrap each ReLU6 in a transpose back to NCHW and out again (70 extra kernels in XS).
+    wrap each ReLU6 in a transpose back to NCHW and out again (70 extra kernel calls a frame in XS).
     Elementwise ops with scalar constants follow any layout and fuse into the conv before them.
     """
     import tvm

@@ -1,4 +1,5 @@
-"""Build: Relax import -> (tuning database) -> tvm.compile -> export_library + metadata."""
+"""Build: Relax import (+ the merge functions) -> (tuning database) -> tvm.compile ->
+export_library + metadata."""
 
 from __future__ import annotations
 
@@ -178,6 +179,8 @@ def make_metadata(size, loaded, preset: TargetPreset, tuning: TuningInfo | None)
     """The self-description the runtime reads."""
     import tvm
 
+    from .merge import VARIANTS, merge_spec
+
     ds = loaded.dataset
     h, w = size
     j = ds.num_joints
@@ -191,6 +194,7 @@ def make_metadata(size, loaded, preset: TargetPreset, tuning: TuningInfo | None)
                           str(preset.tvm_target()), preset.rpc_key),
         weights=WeightsMeta(**asdict(loaded.weights)),
         tuning=tuning, kit_version=__version__, tvm_version=tvm.__version__,
+        merges=tuple(merge_spec(v, j, size) for v in VARIANTS),
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     ).validate()
 
@@ -226,13 +230,14 @@ def build(args: BuildArgs) -> BuildResult:
 
 def _build(args: BuildArgs, spec, dataset, preset: TargetPreset, size, output: Path) -> BuildResult:
     from .frontend import GRAPH_VERSION, import_relax, load_model
+    from .merge import with_merges
 
     timings = {}
     t0 = time.perf_counter()
     loaded = load_model(spec, dataset, args.checkpoint, args.seed)
     logger.info("weights: %s", loaded.weights.describe())
     with tempfile.TemporaryDirectory(dir=output, prefix=".build-") as tmp:
-        mod = import_relax(loaded, size, args.frontend, workdir=tmp)
+        mod = with_merges(import_relax(loaded, size, args.frontend, workdir=tmp), loaded, size)
     timings["import"] = time.perf_counter() - t0
     exact_db = database_dir(args.tuning_logs, preset.name, spec.name, size)
     t1 = time.perf_counter()

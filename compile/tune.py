@@ -39,6 +39,7 @@ class TuneArgs:
     parallel: int | None = None  # candidates in flight on boards; default: the free boards
     build_workers: int | None = None  # candidate builds at once; default: this machine's cores
     remeasure: int = 8  # other machines' best schedules measured here first, per new task
+    functions: str = "all"  # "network" (main), "merge" (compile/merge.py) or "all"
     tuning_logs: Path = TUNING_LOGS
     work_dir: Path | None = None  # logs and plot; default build/tune-<target>-<model>-<HxW>
     progress: bool = True
@@ -119,6 +120,9 @@ def resolve(args: TuneArgs):
     parallel)."""
     spec, dataset, preset = get_model(args.model), get_dataset(args.dataset), get_target(args.target)
     size = parse_input_size(args.input_size, spec.input_size)
+    if args.functions not in FUNCTION_SETS:
+        raise ValueError(f"unknown function set {args.functions!r}; valid choices: "
+                         f"{', '.join(FUNCTION_SETS)}")
     for name in ("trials", "parallel", "build_workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -146,11 +150,28 @@ def _drop_unnamed_handlers(ms_logger: logging.Logger) -> None:
             ms_logger.removeHandler(handler)
 
 
+FUNCTION_SETS = ("all", "network", "merge")
+
+
+def select_functions(mod, functions: str):
+    """The module's functions whose tasks a run tunes: ``main`` (the network), the merge
+    functions (every other one), or ``all``."""
+    import tvm
+    from tvm import relax
+
+    if functions == "all":
+        return mod
+    keep = {g: f for g, f in mod.functions_items() if not isinstance(f, relax.Function)
+            or (g.name_hint == "main") == (functions == "network")}
+    return tvm.IRModule(keep, attrs=mod.attrs)
+
+
 def tune(args: TuneArgs) -> TuneResult:
     """Tune one model for one target; records go to ``tuning_logs`` as they are measured."""
     from tvm.s_tir import meta_schedule as ms
 
     from .frontend import GRAPH_VERSION, import_relax, load_model, lower_for_tuning
+    from .merge import with_merges
     from .progress import ProgressCallback, TuneResult, best_in_database, plot_history
     from .remeasure import remeasure
     from .scheduler import EagerGradientScheduler
@@ -168,7 +189,8 @@ def tune(args: TuneArgs) -> TuneResult:
         logger.info("%s: %d records measured on other machines than %s are kept, not used "
                     "as this machine's", db_dir, len(database.elsewhere), machine)
     loaded = load_model(spec, dataset)  # the tasks do not depend on the weights
-    mod = lower_for_tuning(import_relax(loaded, size, "torch", workdir=work_dir), target)
+    mod = lower_for_tuning(select_functions(with_merges(
+        import_relax(loaded, size, "torch", workdir=work_dir), loaded, size), args.functions), target)
     report = database.report
     result = TuneResult(db_dir, [], records_before=report.records + len(database.elsewhere),
                         skipped_lines=list(report.skipped))

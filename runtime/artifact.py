@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -81,6 +82,15 @@ def opencl_device(library: str | Path | None = None):
     return device
 
 
+class Maps(NamedTuple):
+    """Grouping input from the library: heatmaps (J, h, w), tags (J, h, w, L) float32, and
+    the network's raw outputs for the image when asked for (``--save-raw``)."""
+
+    heatmaps: np.ndarray
+    tags: np.ndarray
+    raw: tuple[np.ndarray, np.ndarray] | None = None
+
+
 class Artifact:
     """A loaded artifact: ``infer(x)`` runs the network on a ``(1, 3, H, W)`` float32 image."""
 
@@ -108,21 +118,46 @@ class Artifact:
         except Exception as err:  # TVM raises its own error types
             raise ValueError(f"cannot load {library} on this machine ({meta.target.device}, built "
                              f"for {meta.target.name}): {err}") from err
-        self._checked = False
+        self._checked: set = set()
         logger.debug("loaded %s", meta.describe())
 
     def infer(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """image (1, 3, H, W) float32 -> (out0 (1, 2J, H/4, W/4), out1 (1, J, H/2, W/2))."""
+        """The bare network: image (1, 3, H, W) float32 -> (out0 (1, 2J, H/4, W/4), out1 (1, J,
+        H/2, W/2))."""
+        outputs = self._network(image)
+        result = outputs[0].numpy(), outputs[1].numpy()
+        self._check(tuple(r.shape for r in result), tuple(o.shape for o in self.meta.outputs))
+        return result
+
+    def infer_maps(self, image: np.ndarray, flip: bool = False, fast: bool = False,
+                   keep_raw: bool = False) -> Maps:
+        """Network and merge in the library (one network pass, two with ``flip``): grouping
+        input ready for :func:`kernels.group`. ``ValueError`` when the artifact has no merge
+        function for these options (schema 2: use :meth:`infer` and merge on the CPU)."""
+        spec = self.meta.merge_for(flip, fast)
+        if spec is None:
+            raise ValueError(f"{self.folder} has no merge function for flip={flip}, fast={fast}")
+        first = self._network(image)
+        args = [first[0], first[1]]
+        if flip:
+            mirrored = self._network(np.ascontiguousarray(image[:, :, :, ::-1]))
+            args += [mirrored[0], mirrored[1]]
+        heat, tags = (t.numpy() for t in self.vm[spec.function](*args))
+        self._check((heat.shape, tags.shape), (spec.heatmaps, spec.tags))
+        raw = (first[0].numpy(), first[1].numpy()) if keep_raw else None
+        return Maps(heat, tags, raw)
+
+    def _network(self, image: np.ndarray):
         expected = self.meta.input.shape
         if image.shape != expected:
             raise ValueError(f"input shape {image.shape} does not match the artifact's {expected}")
-        outputs = self.vm["main"](self._tvm.runtime.tensor(image, self.device))
-        result = outputs[0].numpy(), outputs[1].numpy()
-        if not self._checked:  # the library keeps the contract its metadata states
-            got = tuple(r.shape for r in result)
-            want = tuple(o.shape for o in self.meta.outputs)
-            if got != want:
-                raise ValueError(f"{self.folder}: the library returns shapes {got}, its metadata "
-                                 f"says {want}: rebuild the artifact")
-            self._checked = True
-        return result
+        return self.vm[self.meta.network](self._tvm.runtime.tensor(image, self.device))
+
+    def _check(self, got: tuple, want: tuple) -> None:
+        """The library keeps the contract its metadata states (checked once per function)."""
+        if want in self._checked:
+            return
+        if tuple(got) != tuple(tuple(w) for w in want):
+            raise ValueError(f"{self.folder}: the library returns shapes {got}, its metadata "
+                             f"says {want}: rebuild the artifact")
+        self._checked.add(want)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .atomic import write_json_atomic
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+READABLE_SCHEMAS = (2, 3)  # 2: no merge functions (the runtime merges the heads itself)
 LIBRARY_NAME = "model.so"
 METADATA_NAME = "metadata.json"
 ELF_MACHINES = {"x86_64": 0x3E, "aarch64": 0xB7}
@@ -64,6 +65,23 @@ class OutputSpec:
 
     shape: tuple[int, int, int, int]
     stride: int
+
+
+@dataclass(frozen=True)
+class MergeSpec:
+    """A function of the library that turns network outputs into grouping input (spec §3.3).
+
+    It takes ``inputs`` arrays: the two outputs of ``main`` for the image, then (flip test) for
+    its mirror; it returns heatmaps ``(J, h, w)`` and tags ``(J, h, w, L)``, float32, with
+    ``(h, w)`` the input size, or half of it when ``fast``; L = 2 with flip test, else 1.
+    """
+
+    function: str
+    flip: bool
+    fast: bool
+    inputs: int
+    heatmaps: tuple[int, int, int]
+    tags: tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -131,11 +149,17 @@ class ArtifactMeta:
     tvm_version: str
     created: str
     library: str = LIBRARY_NAME
+    network: str = "main"  # the bare network: image in, the two outputs out
+    merges: tuple[MergeSpec, ...] = ()  # none in schema 2: the runtime merges on the CPU
     schema_version: int = SCHEMA_VERSION
 
     @property
     def num_joints(self) -> int:
         return len(self.keypoints)
+
+    def merge_for(self, flip: bool, fast: bool) -> MergeSpec | None:
+        """The library's merge function for these options (None: merge on the CPU)."""
+        return next((m for m in self.merges if m.flip == flip and m.fast == fast), None)
 
     @property
     def input_hw(self) -> tuple[int, int]:
@@ -181,6 +205,14 @@ class ArtifactMeta:
             ("weights.source", self.weights.source in WEIGHT_SOURCES,
              f"one of {', '.join(WEIGHT_SOURCES)}, got {self.weights.source!r}"),
         ]
+        h, w = self.input_hw
+        for i, m in enumerate(self.merges):
+            mh, mw = (h // 2, w // 2) if m.fast else (h, w)
+            n_l = 2 if m.flip else 1
+            checks.append((f"merges[{i}]", m.heatmaps == (j, mh, mw) and m.tags == (j, mh, mw, n_l)
+                           and m.inputs == (4 if m.flip else 2),
+                           f"heatmaps {(j, mh, mw)}, tags {(j, mh, mw, n_l)} from "
+                           f"{4 if m.flip else 2} inputs, got {m.heatmaps}, {m.tags} from {m.inputs}"))
         for name, ok, expected in checks:
             if not ok:
                 raise MetadataError(f"{where}: field {name!r} must be {expected}")
@@ -198,12 +230,13 @@ class ArtifactMeta:
         if not isinstance(raw, dict):
             raise MetadataError(f"{where}: expected a JSON object, got {type(raw).__name__}")
         version = raw.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMAS:
             newer = isinstance(version, int) and version > SCHEMA_VERSION
             raise MetadataError(
-                f"{where}: field 'schema_version' is {version!r}; this runtime reads version "
-                f"{SCHEMA_VERSION}: " + ("update the kit on this machine" if newer
-                                         else "rebuild the artifact with 'python -m compile build'"))
+                f"{where}: field 'schema_version' is {version!r}; this runtime reads versions "
+                f"{', '.join(map(str, READABLE_SCHEMAS))}: "
+                + ("update the kit on this machine" if newer
+                   else "rebuild the artifact with 'python -m compile build'"))
         raw = dict(raw)
         tuning = raw.get("tuning")
         raw["tuning"] = None if tuning == "untuned" else tuning
@@ -262,6 +295,10 @@ def _parse(cls, raw, prefix: str):
                 value = tuple(_parse(OutputSpec, o, f"{name}[{i}].") for i, o in enumerate(value))
             elif f.name == "databases":
                 value = tuple(_parse(DatabaseRef, d, f"{name}[{i}].") for i, d in enumerate(value))
+            elif f.name == "merges":
+                value = tuple(_parse(MergeSpec, m, f"{name}[{i}].") for i, m in enumerate(value))
+            elif f.name in ("heatmaps", "tags"):
+                value = tuple(int(v) for v in value)
             elif f.name == "skeleton":
                 value = tuple(tuple(int(v) for v in pair) for pair in value)
             elif isinstance(value, list):

@@ -1,5 +1,5 @@
-"""One frame through the kit, as three stages: pre-process, infer (plus flip), decode (merge maps,
-group, map back); and the per-stage timing statistics."""
+"""One frame through the kit, as three stages: pre-process, infer (network passes and, in the
+library, the merge of the heads), decode (group, map back); and the per-stage timing statistics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .artifact import Artifact
+from .artifact import Artifact, Maps
 from .postprocess import DecodeConfig, group_people, merge_outputs
 from .preprocess import Letterbox, preprocess
 
@@ -81,8 +81,25 @@ class StageStats:
         return "\n".join(lines)
 
 
+@dataclass
+class Inference:
+    """What the infer stage hands on: the library's merged maps, or (an artifact without merge
+    functions, schema 2) the network outputs of each pass for the CPU merge."""
+
+    maps: Maps | None = None
+    outputs: list | None = None  # [(out0, out1)] or, with flip test, two pairs
+
+    @property
+    def raw(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.maps.raw if self.maps is not None else self.outputs[0]
+
+
 class Pipeline:
-    """Runs frames through an artifact with a decoding configuration, stage by stage."""
+    """Runs frames through an artifact with a decoding configuration, stage by stage.
+
+    The merge of the heads runs in the library when the artifact has a merge function for
+    the configuration (it is then part of the infer stage), else on the CPU in ``decode``.
+    """
 
     def __init__(self, artifact: Artifact, config: DecodeConfig):
         self.artifact = artifact
@@ -90,26 +107,38 @@ class Pipeline:
         meta = artifact.meta
         self.input_hw = meta.input_hw
         self.input = meta.input
+        # an engine without infer_maps (a stand-in such as the tests' oracle) merges on the CPU
+        self.merge = (meta.merge_for(config.flip, config.fast)
+                      if hasattr(artifact, "infer_maps") else None)
 
     def prepare(self, image_bgr: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """BGR image -> network input (1, 3, H, W) float32 and its letterbox."""
         spec = self.input
         return preprocess(image_bgr, self.input_hw, spec.mean, spec.std, spec.scale)
 
-    def infer(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The network's outputs, and those of the mirrored input with flip test."""
+    def infer(self, x: np.ndarray, keep_raw: bool = False) -> Inference:
+        """The library's merged maps (one pass, two with flip test); without a merge function,
+        the network's outputs, and those of the mirrored input with flip test."""
+        if self.merge is not None:
+            return Inference(maps=self.artifact.infer_maps(x, self.config.flip, self.config.fast,
+                                                           keep_raw))
         outputs = [self.artifact.infer(x)]
         if self.config.flip:
             outputs.append(self.artifact.infer(np.ascontiguousarray(x[:, :, :, ::-1])))
-        return outputs
+        return Inference(outputs=outputs)
 
-    def decode(self, outputs, box: Letterbox, x: np.ndarray | None = None) -> Prediction:
-        """Merge the heads, group people, map them to the image; ``x`` is kept as raw."""
+    def decode(self, inference: Inference, box: Letterbox, x: np.ndarray | None = None) -> Prediction:
+        """Group people (merging the heads first when the library did not), map them to the
+        image; ``x`` is kept as raw with the first pass's outputs."""
         meta = self.artifact.meta
-        heat, tags = merge_outputs(outputs, self.input_hw, meta.num_joints, meta.flip_index,
-                                   self.config.fast)
+        if inference.maps is not None:
+            heat, tags = inference.maps.heatmaps, inference.maps.tags
+        else:
+            heat, tags = merge_outputs(inference.outputs, self.input_hw, meta.num_joints,
+                                       meta.flip_index, self.config.fast)
         people, scores = group_people(heat, tags, box, meta.joint_order, self.config)
         raw = None
         if x is not None:
-            raw = {"input": x, "output0": outputs[0][0], "output1": outputs[0][1]}
+            out0, out1 = inference.raw
+            raw = {"input": x, "output0": out0, "output1": out1}
         return Prediction(people, scores, box, raw)

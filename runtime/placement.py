@@ -49,6 +49,12 @@ class Placement:
     other: tuple[int, ...]
     description: str
 
+    @property
+    def post_workers(self) -> int:
+        """Default post-stage workers: one per core the other stages have to themselves (an
+        RK3399's four A53 with ``--cores big``), at least one."""
+        return max(1, len(self.other))
+
 
 def plan(cores: str, threads: int, clusters: list[list[int]] | None = None) -> Placement:
     """Split the CPUs between inference and the other stages.

@@ -25,6 +25,17 @@ logger = logging.getLogger("runtime.run")
 RANDOM_BANNER = "RANDOM WEIGHTS - detections are meaningless"
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="runtime/run.py", description=__doc__.strip().splitlines()[0])
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -50,6 +61,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pipeline", action=argparse.BooleanOptionalAction, default=None,
                    help="run decode+pre-process, inference and grouping+writing as overlapping "
                    "threads (default: on for videos, cameras and folders, off for one image)")
+    p.add_argument("--post-workers", type=positive_int, default=None, metavar="N",
+                   help="frames grouped and rendered at once by the post stage, written in frame "
+                   "order (default: the cores inference leaves free, e.g. the LITTLE cluster "
+                   "with --cores big; at least 1)")
     p.add_argument("--stats", type=Path, default=None,
                    help="write per-stage timings (medians without warm-up, busy %%, queue waits, "
                    "dropped frames) to this JSON file")
@@ -92,22 +107,13 @@ def main(argv: list[str] | None = None) -> int:
                           tag_threshold=args.tag_threshold, max_people=args.max_people)
     pipelined = args.pipeline if args.pipeline is not None else source.kind != "image"
     placement = plan(args.cores, args.threads) if pipelined else None
+    workers = (args.post_workers or placement.post_workers) if pipelined else 1
     print(f"stages {'pipelined' if pipelined else 'serial'}"
-          + (f"; {placement.description}" if placement else ""))
+          + (f"; {placement.description}; {workers} post worker(s)" if placement else ""))
     writer = Writer(args.output, source, meta.skeleton, banner, render=not args.no_render,
                     save_raw=args.save_raw, progress=not args.quiet)
-    failures = []
-
-    def sink(frame, pred) -> bool:
-        if pred is None:
-            print(f"skipped: {frame.error}", file=sys.stderr)
-            failures.append(frame.error)
-            writer.advance()
-            return True
-        return writer.write(frame, pred)
-
-    runner = Runner(Pipeline(artifact, config), source, sink, keep_raw=args.save_raw,
-                    placement=placement,
+    runner = Runner(Pipeline(artifact, config), source, writer, keep_raw=args.save_raw,
+                    placement=placement, post_workers=workers,
                     setup_infer=lambda: configure_threads(args.threads, args.cores))
     status = 0
     try:
@@ -121,14 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         writer.close()
     stats = runner.stats
-    print(f"people {writer.people} in {stats.frames} frames -> {writer.json_path}")
+    print(f"people {writer.people} in {stats.frames} frames -> {writer.json_path} "
+          f"(per frame: {writer.jsonl_path.name})")
     print("timing " + stats.table())
     if args.stats:
         write_json_atomic(args.stats, {"pipelined": pipelined, **stats.to_dict()}, indent=2)
     if banner:
         print(f"WARNING: {RANDOM_BANNER}")
-    if failures and not status:
-        print(f"error: {len(failures)} input(s) could not be read", file=sys.stderr)
+    if writer.failures and not status:
+        print(f"error: {len(writer.failures)} input(s) could not be read", file=sys.stderr)
         status = 1
     return status
 

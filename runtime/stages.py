@@ -1,5 +1,6 @@
-"""Running frames through the pipeline: one after another, or as three threads joined by bounded
-queues (source: decode + pre-process; infer: the TVM VM; post: decode maps, group, write).
+"""Running frames through the pipeline: one after another, or as three stages joined by bounded
+queues (source: decode + pre-process; infer: the TVM VM, network and merge; post: group, render,
+write; the post stage may run ``post_workers`` frames at once and still writes in frame order).
 
 Both runs hand the writer the same predictions in the same order. A camera source never waits
 for a slow consumer: when its queue is full the oldest pending frame is dropped (and counted);
@@ -13,12 +14,15 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from .pipeline import Pipeline, StageStats
+from .pipeline import Inference, Pipeline, Prediction, StageStats
 from .placement import Placement, pin_current_thread
 from .preprocess import Letterbox
 from .sources import Frame, Source
@@ -38,7 +42,7 @@ class Job:
     frame: Frame
     x: np.ndarray | None = None
     box: Letterbox | None = None
-    outputs: list | None = None
+    inference: Inference | None = None
 
 
 class StageError(RuntimeError):
@@ -49,16 +53,26 @@ class StageError(RuntimeError):
         self.stage = stage
 
 
-Sink = Callable[[Frame, object], bool]  # (frame, Prediction or None if unreadable) -> go on?
+class Sink(Protocol):
+    """Where finished frames go (``runtime.writer.Writer``): ``render`` may run on several
+    threads at once, ``emit`` runs on one, in frame order, and says whether to go on."""
+
+    def render(self, frame: Frame, pred: Prediction | None) -> object: ...
+
+    def emit(self, frame: Frame, rendered: object) -> bool: ...
 
 
 class Runner:
     """Runs ``source`` through ``pipeline`` into ``sink``; ``stats`` collects the timings."""
 
     def __init__(self, pipeline: Pipeline, source: Source, sink: Sink, keep_raw: bool = False,
-                 placement: Placement | None = None, setup_infer: Callable[[], None] | None = None):
+                 placement: Placement | None = None, setup_infer: Callable[[], None] | None = None,
+                 post_workers: int = 1):
+        if post_workers < 1:
+            raise ValueError(f"post workers must be >= 1, got {post_workers}")
         self.pipeline, self.source, self.sink = pipeline, source, sink
         self.keep_raw = keep_raw
+        self.post_workers = post_workers
         self.placement = placement or Placement((), (), "")
         self.setup_infer = setup_infer or (lambda: None)
         self.stats = StageStats()
@@ -83,22 +97,34 @@ class Runner:
     def _infer_step(self, job: Job) -> None:
         if job.x is not None:
             t0 = time.perf_counter()
-            job.outputs = self.pipeline.infer(job.x)
+            job.inference = self.pipeline.infer(job.x, self.keep_raw)
             self.stats.add("infer", time.perf_counter() - t0)
 
-    def _post_step(self, job: Job) -> bool:
-        if job.outputs is None:
-            return self.sink(job.frame, None)
+    def _post_work(self, job: Job):
+        """Group and render one frame (may run on several post workers at once)."""
+        if job.inference is None:
+            return self.sink.render(job.frame, None)
         t0 = time.perf_counter()
-        pred = self.pipeline.decode(job.outputs, job.box, job.x if self.keep_raw else None)
+        pred = self.pipeline.decode(job.inference, job.box, job.x if self.keep_raw else None)
         t1 = time.perf_counter()
-        go_on = self.sink(job.frame, pred)
+        rendered = self.sink.render(job.frame, pred)
         self.stats.add("group", t1 - t0)
-        t2 = time.perf_counter()
-        self.stats.add("write", t2 - t1)
-        self.stats.finished.append(t2)
-        self.stats.frames += 1
+        self.stats.add("render", time.perf_counter() - t1)
+        return rendered
+
+    def _emit(self, job: Job, rendered) -> bool:
+        """Write one finished frame (one thread, frame order)."""
+        t0 = time.perf_counter()
+        go_on = self.sink.emit(job.frame, rendered)
+        if job.inference is not None:
+            t1 = time.perf_counter()
+            self.stats.add("write", t1 - t0)
+            self.stats.finished.append(t1)
+            self.stats.frames += 1
         return go_on
+
+    def _post_step(self, job: Job) -> bool:
+        return self._emit(job, self._post_work(job))
 
     # --- serial ----------------------------------------------------------------------------
     def run_serial(self) -> StageStats:
@@ -193,6 +219,24 @@ class Runner:
                 return
         self._put(out, _DONE, "infer")
 
+    def _post_pool(self, pool: ThreadPoolExecutor, q_inf: queue.Queue) -> None:
+        """The post stage on ``post_workers`` threads: frames are grouped and rendered
+        concurrently and emitted in frame order as soon as the oldest one is done."""
+        pending: deque = deque()  # (job, future) in frame order
+        source_done = False
+        while not source_done or pending:
+            if not source_done and len(pending) < self.post_workers:
+                job = self._get(q_inf, "post")
+                if job is _DONE:
+                    source_done = True
+                else:
+                    pending.append((job, pool.submit(self._post_work, job)))
+                    if not pending[0][1].done():
+                        continue
+            job, future = pending.popleft()
+            if not self._emit(job, future.result()):
+                return
+
     def run_pipelined(self) -> StageStats:
         """Three threads; the calling thread runs the post stage (and so the writer)."""
         pin_current_thread(self.placement.other)
@@ -206,10 +250,15 @@ class Runner:
         start = time.perf_counter()
         for t in threads:
             t.start()
+        pool = (ThreadPoolExecutor(self.post_workers, thread_name_prefix="litepose-post")
+                if self.post_workers > 1 else None)
         try:
-            while (job := self._get(q_inf, "post")) is not _DONE:
-                if not self._post_step(job):
-                    break
+            if pool is None:
+                while (job := self._get(q_inf, "post")) is not _DONE:
+                    if not self._post_step(job):
+                        break
+            else:
+                self._post_pool(pool, q_inf)
         except BaseException as err:
             if not isinstance(err, KeyboardInterrupt) and self._error is None:
                 self._error = StageError("post", err)
@@ -219,6 +268,8 @@ class Runner:
         finally:
             self._halt.set()
             self._stop.set()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
             for t in threads:  # a stage ends within one frame's work once halted; a TVM call
                 t.join(timeout=JOIN_TIMEOUT_S)  # cut off at exit aborts the process
                 if t.is_alive():

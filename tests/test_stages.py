@@ -42,7 +42,7 @@ class FakePipeline:
     def prepare(self, image):
         return image.astype(np.float32)[None], letterbox_for(image.shape[:2], image.shape[:2])
 
-    def infer(self, x):
+    def infer(self, x, keep_raw=False):
         self._step("infer", self.infer_s)
         return [(x, x)]
 
@@ -60,10 +60,10 @@ def frames(n: int, kind: str = "video"):
         yield Frame(f"clip_{i:06d}", i, (rng.random((48, 64, 3)) * 255).astype(np.uint8))
 
 
-def run(pipeline, source, out: Path, pipelined: bool):
+def run(pipeline, source, out: Path, pipelined: bool, post_workers: int = 1):
     out.mkdir(parents=True, exist_ok=True)
     writer = Writer(out, source, SKELETON, None, render=True, progress=False)
-    runner = Runner(pipeline, source, writer.write)
+    runner = Runner(pipeline, source, writer, post_workers=post_workers)
     try:
         runner.run_pipelined() if pipelined else runner.run_serial()
     finally:
@@ -76,6 +76,28 @@ def test_pipelined_and_serial_give_the_same_frames_in_order(tmp_path):
     results = [run(FakePipeline(0.002, 0.001), Source("video", frames(12), 12, "clip"),
                    tmp_path / str(p), p)[1] for p in (False, True)]
     assert results[0] == results[1] and [r["image_id"] for r in results[0]] == list(range(12))
+
+
+@pytest.mark.unit
+def test_post_workers_write_the_serial_output_in_frame_order(tmp_path):
+    """Three workers whose frames finish out of order (a random sleep each) still give the
+    serial run's JSON, JSON Lines and video."""
+    class Jittery(FakePipeline):
+        def decode(self, outputs, box, x=None):
+            time.sleep(float(np.random.default_rng(int(outputs[0][0].sum()) % 97).random()) / 50)
+            return super().decode(outputs, box, x)
+
+    out = {}
+    for name, workers, pipelined in (("serial", 1, False), ("workers", 3, True)):
+        stats, out[name] = run(Jittery(0.0, 0.0), Source("video", frames(24), 24, "clip"),
+                               tmp_path / name, pipelined, workers)
+        assert stats.frames == 24
+    assert out["serial"] == out["workers"] and len(out["serial"]) == 24
+    lines = [(tmp_path / n / "results.jsonl").read_text().splitlines() for n in out]
+    assert lines[0] == lines[1] and [json.loads(x)["image_id"] for x in lines[0]] == list(range(24))
+    counts = [int(cv2.VideoCapture(str(tmp_path / n / "clip_pose.mp4")).get(
+        cv2.CAP_PROP_FRAME_COUNT)) for n in out]
+    assert counts == [24, 24]
 
 
 @pytest.mark.unit

@@ -47,6 +47,9 @@ def main(argv: list[str]) -> int:
                         help="before searching, measure here the K fastest schedules other "
                         "machines recorded for each task this machine has no record of "
                         "(default 8; 0: start those tasks from scratch)")
+    parser.add_argument("--functions", default="all", choices=["all", "network", "merge"],
+                        help="which functions' tasks to tune: the network (main), the merge of "
+                        "its heads (compile/merge.py), or both (default)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -59,7 +62,8 @@ def main(argv: list[str]) -> int:
                      dataset=args.dataset, tracker=args.tracker, key=args.key, timeout=args.timeout,
                      trials_per_batch=args.trials_per_batch, parallel=args.parallel,
                      build_workers=args.build_workers, remeasure=args.remeasure,
-                     tuning_logs=args.tuning_logs or TUNING_LOGS, progress=not args.quiet)
+                     functions=args.functions, tuning_logs=args.tuning_logs or TUNING_LOGS,
+                     progress=not args.quiet)
     print(f"tune:\n{targs.display()}")
     try:
         result = tune(targs)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.artifact import Maps
 from runtime.meta import METADATA_NAME, ArtifactMeta, WeightsMeta, elf_machine
 
 from . import REPO_ROOT
@@ -47,11 +48,14 @@ class DeployResult:
     untuned_ms: float | None = None  # the same network without schedules, on the same board
     untuned_err: float | None = None
     device: str = "cpu"  # the artifact's device kind: "cpu" or "opencl"
+    merge_errs: dict[str, float] | None = None  # merge function -> max |err| (schema 3)
 
     @property
     def passed(self) -> bool:
-        return self.max_abs_err <= self.tolerance and (
-            self.untuned_err is None or self.untuned_err <= self.tolerance)
+        errs = [self.max_abs_err, *(self.merge_errs or {}).values()]
+        if self.untuned_err is not None:
+            errs.append(self.untuned_err)
+        return max(errs) <= self.tolerance
 
 
 def untuned_twin(folder: Path, meta: ArtifactMeta) -> Path:
@@ -141,29 +145,74 @@ class RemoteArtifact:
         self.vm = VirtualMachine(lib, self.device)
 
     def infer(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """image (1, 3, H, W) float32 -> the two outputs, run on the board (RPC: the VM is
-        driven with set_input / invoke_stateful / get_outputs)."""
+        """image (1, 3, H, W) float32 -> the network's two outputs, run on the board."""
+        out0, out1 = (o.numpy() for o in self._network(image))
+        return out0, out1
+
+    def infer_maps(self, image: np.ndarray, flip: bool = False, fast: bool = False,
+                   keep_raw: bool = False) -> Maps:
+        """As :meth:`runtime.artifact.Artifact.infer_maps`, on the board: the network's outputs
+        stay there and feed the library's merge function; only the maps come back."""
+        spec = self.meta.merge_for(flip, fast)
+        if spec is None:
+            raise ValueError(f"{self.folder} has no merge function for flip={flip}, fast={fast}")
+        first = self._network(image)
+        args = list(first)
+        if flip:
+            args += list(self._network(np.ascontiguousarray(image[:, :, :, ::-1])))
+        heat, tags = (t.numpy() for t in self._call(spec.function, *args))
+        if (heat.shape, tags.shape) != (spec.heatmaps, spec.tags):
+            raise ValueError(f"{self.folder}: {spec.function} returned {heat.shape}, {tags.shape}; "
+                             f"its metadata says {spec.heatmaps}, {spec.tags}: rebuild the artifact")
+        raw = (first[0].numpy(), first[1].numpy()) if keep_raw else None
+        return Maps(heat, tags, raw)
+
+    def _network(self, image: np.ndarray):
         if image.shape != self.meta.input.shape:
             raise ValueError(f"input shape {image.shape} does not match the artifact's "
                              f"{self.meta.input.shape}")
-        self.vm.set_input("main", self._tvm.runtime.tensor(image, self.device))
-        self.vm.invoke_stateful("main")
-        out0, out1 = (o.numpy() for o in self.vm.get_outputs("main"))
-        return out0, out1
+        return self._call(self.meta.network, self._tvm.runtime.tensor(image, self.device))
+
+    def _call(self, function: str, *args):
+        """One VM function on the board (RPC: set_input / invoke_stateful / get_outputs)."""
+        self.vm.set_input(function, *args)
+        self.vm.invoke_stateful(function)
+        return list(self.vm.get_outputs(function))
 
     def time(self, repeat: int) -> list[float]:
         """Seconds of ``repeat`` runs of the last input, timed on the board."""
         timer = self.vm.time_evaluator("invoke_stateful", self.device, number=1, repeat=repeat)
-        return list(timer("main").results)
+        return list(timer(self.meta.network).results)
+
+
+def reference_maps(meta: ArtifactMeta, x: np.ndarray, refs: list[np.ndarray]) -> dict:
+    """Merge function name -> the reference merge (:func:`compile.merge.reference_merge`) of the
+    PyTorch outputs ``refs`` for ``x`` (and for its mirror, run here, with flip test)."""
+    import torch
+
+    from .merge import reference_merge
+
+    if not meta.merges:
+        return {}
+    mirrored = np.ascontiguousarray(x[:, :, :, ::-1])
+    with torch.no_grad():
+        flipped = [o.numpy() for o in load_reference(meta).model(torch.from_numpy(mirrored))]
+    flip_index = tuple(get_dataset(meta.dataset).flip_index)
+    return {m.function: reference_merge([refs, flipped] if m.flip else [refs], meta.input_hw,
+                                        meta.num_joints, flip_index, fast=m.fast)
+            for m in meta.merges}
 
 
 def run_remote(tracker: Tracker, meta: ArtifactMeta, folder: Path, x: np.ndarray, repeat: int,
                session_timeout: int):
-    """Upload, run once for the outputs, then time ``repeat`` runs; (outputs, seconds list)."""
+    """Upload, run once for the outputs and once per merge function, then time ``repeat``
+    network runs; (outputs, {merge function: (heatmaps, tags)}, seconds list)."""
     board = RemoteArtifact(tracker, folder, meta, session_timeout)
     outputs = list(board.infer(x))
-    logger.info("uploaded and ran %s on %s: timing %d runs", meta.library, tracker.key, repeat)
-    return outputs, board.time(repeat)
+    maps = {m.function: tuple(board.infer_maps(x, m.flip, m.fast)[:2]) for m in meta.merges}
+    logger.info("uploaded and ran %s on %s (network and %d merge functions): timing %d runs",
+                meta.library, tracker.key, len(maps), repeat)
+    return outputs, maps, board.time(repeat)
 
 
 def deploy(args: DeployArgs) -> DeployResult:
@@ -186,17 +235,19 @@ def deploy(args: DeployArgs) -> DeployResult:
                              "'make opencl-runtime ARCH=aarch64', then 'make board-stop board'") from err
         raise
     x, refs = host_reference(meta)
+    ref_maps = reference_maps(meta, x, refs)
     start = time.perf_counter()
-    outs, secs = _remote(tracker, meta, folder, x, args.repeat, args.session_timeout)
+    outs, maps, secs = _remote(tracker, meta, folder, x, args.repeat, args.session_timeout)
     logger.info("remote run took %.1f s", time.perf_counter() - start)
     scale = max(1.0, *(float(np.abs(r).max()) for r in refs))
     result = DeployResult(_max_err(outs, refs), args.rtol * scale, statistics.median(secs) * 1e3,
                           is_virtual_board(tracker), f"{tracker.key}@{tracker.host}:{tracker.port}",
-                          meta.weights, meta.schedules, device=meta.target.device)
+                          meta.weights, meta.schedules, device=meta.target.device,
+                          merge_errs={f: _max_err(maps[f], ref_maps[f]) for f in maps} or None)
     if args.compare_untuned and meta.tuning is not None:
         twin = untuned_twin(folder, meta)
         twin_meta = check_artifact(twin, preset.name)
-        outs, secs = _remote(tracker, twin_meta, twin, x, args.repeat, args.session_timeout)
+        outs, _, secs = _remote(tracker, twin_meta, twin, x, args.repeat, args.session_timeout)
         result.untuned_ms = statistics.median(secs) * 1e3
         result.untuned_err = _max_err(outs, refs)
     return result

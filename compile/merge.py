@@ -109,7 +109,7 @@ def merge_functions(num_joints: int, size: tuple[int, int], flip_index: tuple[in
 def _emit_variant(bb, variant: MergeVariant, num_joints: int, size: tuple[int, int],
                   flip_index: tuple[int, ...]) -> None:
     from tvm import relax
-    from tvm.relax.op import add, concat, divide, expand_dims, flip, reshape, stack, strided_slice
+    from tvm.relax.op import add, divide, expand_dims, flip, reshape, stack, strided_slice, take
 
     j = num_joints
     h, w = size
@@ -128,8 +128,8 @@ def _emit_variant(bb, variant: MergeVariant, num_joints: int, size: tuple[int, i
     def mirror(t, perm):
         """Mirror back along W and permute the joints (flip_index); before upsampling: the
         kernel is symmetric, so both orders give the same floats."""
-        t = bb.emit(flip(t, axis=3))
-        return bb.emit(concat([channels(t, k, k + 1) for k in perm], axis=1))
+        t = bb.emit(flip(t, axis=3))  # one gather, not a slice per joint: a small tuning task
+        return bb.emit(take(t, relax.const(np.array(perm, "int32")), axis=1))
 
     def heads(o0, o1, mirrored):
         """Heatmaps and tags at H/2 from one pass; a mirrored pass is mirrored back."""

@@ -53,6 +53,7 @@ def test_deploy_to_the_virtual_board_passes(board_env, arm_artifact):
     err, tol = (float(v) for v in
                 res.stdout.split("max |err|")[1].split("\n")[0].replace("(tolerance", "").rstrip(")").split())
     assert err <= tol <= 1e-4 * 50
+    assert all(f"{name} " in res.stdout for name in ("merge_fast", "merge_flip_fast")), res.stdout
     status = run_cli("-m", "compile", "board", "status", env=board_env["env"])
     assert "vb" in status.stdout and "free 1" in status.stdout
 

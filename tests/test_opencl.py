@@ -122,6 +122,7 @@ def test_rk3399_mali_deploys_to_the_boards_opencl_device(mali_board, tmp_path):
     res = _deploy(mali_board, tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "verdict     PASS" in res.stdout and "PoCL" in res.stdout and "Mali speed" in res.stdout
+    assert "merge_flip_fast max |err|" in res.stdout, res.stdout  # the merge ran on the device
 
 
 @pytest.mark.board

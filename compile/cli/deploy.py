@@ -52,6 +52,8 @@ def main(argv: list[str]) -> int:
     print("weights     " + (f"SEEDED RANDOM (seed {w.seed}): this checks parity, not accuracy"
                              if w.random else f"checkpoint {w.path}"))
     print(f"max |err|   {res.max_abs_err:.3g} (tolerance {res.tolerance:.3g})")
+    for function, err in (res.merge_errs or {}).items():
+        print(f"{function:15s} max |err| {err:.3g} against the reference merge of PyTorch's outputs")
     print(f"schedules   {res.schedules}")
     print(f"latency     {res.latency_ms:.1f} ms median of {args.repeat}{label}")
     if res.untuned_ms is not None:

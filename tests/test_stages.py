@@ -228,3 +228,30 @@ def test_kernel_cache_follows_an_edit_of_a_callee(tmp_path):
     assert line in text
     refine.write_text(text.replace(line, "scores[p] = np.float32(42.0)"))
     assert set(scores()) == {42.0}
+
+
+@pytest.mark.compile
+def test_results_jsonl_survives_a_sigkill_mid_video(xs_host_artifact, tmp_path):
+    """kill -9 while frames are being written: every line of results.jsonl parses, one per
+    finished frame, in frame order from the first."""
+    video = _video(tmp_path / "long.avi", 200)
+    jsonl = tmp_path / "out" / "results.jsonl"
+    proc = subprocess.Popen([PYTHON, "runtime/run.py", "--model", str(xs_host_artifact), "--input",
+                             str(video), "--output", str(tmp_path / "out"), "--quiet"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and (not jsonl.is_file() or jsonl.read_bytes().count(b"\n") < 3):
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    data = jsonl.read_bytes()
+    assert data.endswith(b"\n"), "a half line was left behind"
+    lines = [json.loads(line) for line in data.decode().splitlines()]
+    assert len(lines) >= 3 and [r["image_id"] for r in lines] == list(range(len(lines)))
+    assert all(isinstance(r["people"], list) for r in lines)

@@ -63,6 +63,27 @@ def pad_edge_te(x):
                       name="pad_edge")
 
 
+def mirror_te(x, perm: tuple[int, ...]):
+    """(N, C, h, w) -> the same, mirrored along W with channel ``k`` taken from ``perm[k]``.
+
+    One kernel with the permutation as constants (a select chain on the channel, invariant in
+    the row loop): a gather by an index tensor cannot be measured by MetaSchedule, whose runner
+    fills every argument with random values.
+    """
+    from tvm import te, tirx
+
+    n, c, h, w = x.shape
+
+    def source(k):
+        pick = tirx.const(perm[-1], "int32")
+        for i in range(len(perm) - 2, -1, -1):
+            pick = tirx.Select(k == i, tirx.const(perm[i], "int32"), pick)
+        return pick
+
+    return te.compute((n, c, h, w), lambda b, k, y, xx: x[b, source(k), y, w - 1 - xx],
+                      name="mirror")
+
+
 def up2_phases_te(xp):
     """Exact 2x bilinear upsampling with half-pixel centres of an edge-padded map.
 
@@ -109,7 +130,7 @@ def merge_functions(num_joints: int, size: tuple[int, int], flip_index: tuple[in
 def _emit_variant(bb, variant: MergeVariant, num_joints: int, size: tuple[int, int],
                   flip_index: tuple[int, ...]) -> None:
     from tvm import relax
-    from tvm.relax.op import add, divide, expand_dims, flip, reshape, stack, strided_slice, take
+    from tvm.relax.op import add, divide, expand_dims, reshape, stack, strided_slice
 
     j = num_joints
     h, w = size
@@ -128,8 +149,8 @@ def _emit_variant(bb, variant: MergeVariant, num_joints: int, size: tuple[int, i
     def mirror(t, perm):
         """Mirror back along W and permute the joints (flip_index); before upsampling: the
         kernel is symmetric, so both orders give the same floats."""
-        t = bb.emit(flip(t, axis=3))  # one gather, not a slice per joint: a small tuning task
-        return bb.emit(take(t, relax.const(np.array(perm, "int32")), axis=1))
+        return bb.emit_te(mirror_te, t, tuple(perm), primfunc_name_hint="mirror",
+                          primfunc_attrs=opaque)
 
     def heads(o0, o1, mirrored):
         """Heatmaps and tags at H/2 from one pass; a mirrored pass is mirrored back."""

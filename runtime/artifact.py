@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,6 +39,20 @@ def configure_threads(threads: int = 0, cores: str = "default") -> None:
     if threads:  # TVM caps its pool at TVM_NUM_THREADS, else the *physical* core count (1 on a
         os.environ["TVM_NUM_THREADS"] = str(threads)  # 2-vCPU VM): a larger request is ignored
     tvm.get_global_func("runtime.config_threadpool")(CORE_MODES[cores], threads)
+
+
+def configure_helper_thread() -> None:
+    """Give the calling thread (one that runs merge functions beside the inference thread) a TVM
+    pool of its own with no workers, so it computes on itself, and keep its CPU affinity (TVM
+    may pin a thread when it configures a pool; ``TVM_NUM_THREADS`` is left as it is)."""
+    import os
+
+    import tvm
+
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    tvm.get_global_func("runtime.config_threadpool")(CORE_MODES["default"], 1)
+    if cpus is not None and os.sched_getaffinity(0) != cpus:
+        os.sched_setaffinity(0, cpus)
 
 
 OPENCL_RUNTIME = "libtvm_runtime_opencl.so"
@@ -114,10 +129,12 @@ class Artifact:
         self.device = opencl_device() if meta.target.device == "opencl" else tvm.cpu(0)
         self._tvm = tvm
         try:
-            self.vm = VirtualMachine(tvm.runtime.load_module(str(library)), self.device)
+            self._module = tvm.runtime.load_module(str(library))
+            self.vm = VirtualMachine(self._module, self.device)
         except Exception as err:  # TVM raises its own error types
             raise ValueError(f"cannot load {library} on this machine ({meta.target.device}, built "
                              f"for {meta.target.name}): {err}") from err
+        self._local = threading.local()  # each merging thread's own VM (a VM is not thread-safe)
         self._checked: set = set()
         logger.debug("loaded %s", meta.describe())
 
@@ -125,7 +142,7 @@ class Artifact:
         """The bare network: image (1, 3, H, W) float32 -> (out0 (1, 2J, H/4, W/4), out1 (1, J,
         H/2, W/2))."""
         outputs = self._network(image)
-        result = outputs[0].numpy(), outputs[1].numpy()
+        result = self._host(outputs[0]), self._host(outputs[1])
         self._check(tuple(r.shape for r in result), tuple(o.shape for o in self.meta.outputs))
         return result
 
@@ -134,17 +151,33 @@ class Artifact:
         """Network and merge in the library (one network pass, two with ``flip``): grouping
         input ready for :func:`kernels.group`. ``ValueError`` when the artifact has no merge
         function for these options (schema 2: use :meth:`infer` and merge on the CPU)."""
+        return self.merge(self.passes(image, flip), flip, fast, keep_raw)
+
+    def passes(self, image: np.ndarray, flip: bool = False) -> tuple:
+        """The network's outputs as library tensors, for :meth:`merge`: ``(out0, out1)`` for the
+        image, then (``flip``) for its mirror."""
+        first = tuple(self._network(image))
+        if not flip:
+            return first
+        return first + tuple(self._network(np.ascontiguousarray(image[:, :, :, ::-1])))
+
+    def merge(self, passes: tuple, flip: bool = False, fast: bool = False,
+              keep_raw: bool = False) -> Maps:
+        """The library's merge function for these options on :meth:`passes`; any thread may
+        call it (each gets a VM of its own over the loaded library)."""
         spec = self.meta.merge_for(flip, fast)
         if spec is None:
             raise ValueError(f"{self.folder} has no merge function for flip={flip}, fast={fast}")
-        first = self._network(image)
-        args = [first[0], first[1]]
-        if flip:
-            mirrored = self._network(np.ascontiguousarray(image[:, :, :, ::-1]))
-            args += [mirrored[0], mirrored[1]]
-        heat, tags = (t.numpy() for t in self.vm[spec.function](*args))
+        if len(passes) != spec.inputs:
+            raise ValueError(f"{spec.function} takes {spec.inputs} network outputs, got {len(passes)}")
+        vm = getattr(self._local, "vm", None)
+        if vm is None:
+            from tvm.runtime.vm import VirtualMachine
+
+            vm = self._local.vm = VirtualMachine(self._module, self.device)
+        heat, tags = (self._host(t) for t in vm[spec.function](*passes))
         self._check((heat.shape, tags.shape), (spec.heatmaps, spec.tags))
-        raw = (first[0].numpy(), first[1].numpy()) if keep_raw else None
+        raw = (self._host(passes[0]), self._host(passes[1])) if keep_raw else None
         return Maps(heat, tags, raw)
 
     def _network(self, image: np.ndarray):
@@ -152,6 +185,11 @@ class Artifact:
         if image.shape != expected:
             raise ValueError(f"input shape {image.shape} does not match the artifact's {expected}")
         return self.vm[self.meta.network](self._tvm.runtime.tensor(image, self.device))
+
+    def _host(self, tensor) -> np.ndarray:
+        """A VM output as numpy: on the CPU the same memory (DLPack; the array keeps the VM's
+        buffer alive, and the VM allocates new outputs each call), else a copy to the host."""
+        return np.from_dlpack(tensor) if self.device.dlpack_device_type() == 1 else tensor.numpy()
 
     def _check(self, got: tuple, want: tuple) -> None:
         """The library keeps the contract its metadata states (checked once per function)."""

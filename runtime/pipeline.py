@@ -83,11 +83,14 @@ class StageStats:
 
 @dataclass
 class Inference:
-    """What the infer stage hands on: the library's merged maps, or (an artifact without merge
+    """What the infer stage hands on: the library's merged maps; or the network's outputs as
+    library tensors for the library's merge on the post thread; or (an artifact without merge
     functions, schema 2) the network outputs of each pass for the CPU merge."""
 
     maps: Maps | None = None
     outputs: list | None = None  # [(out0, out1)] or, with flip test, two pairs
+    passes: tuple | None = None  # Artifact.passes: merged by Pipeline.merge
+    keep_raw: bool = False
 
     @property
     def raw(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -98,7 +101,9 @@ class Pipeline:
     """Runs frames through an artifact with a decoding configuration, stage by stage.
 
     The merge of the heads runs in the library when the artifact has a merge function for
-    the configuration (it is then part of the infer stage), else on the CPU in ``decode``.
+    the configuration, else on the CPU in ``decode``. The library's merge is part of the infer
+    stage, or with ``merge_on_post`` (CPU artifacts; the pipelined runner sets it) a step of its
+    own on the post thread, which then leaves the inference thread the network alone.
     """
 
     def __init__(self, artifact: Artifact, config: DecodeConfig):
@@ -108,8 +113,16 @@ class Pipeline:
         self.input_hw = meta.input_hw
         self.input = meta.input
         # an engine without infer_maps (a stand-in such as the tests' oracle) merges on the CPU
-        self.merge = (meta.merge_for(config.flip, config.fast)
-                      if hasattr(artifact, "infer_maps") else None)
+        self.merge_spec = (meta.merge_for(config.flip, config.fast)
+                           if hasattr(artifact, "infer_maps") else None)
+        self.merge_on_post = False
+
+    @property
+    def can_merge_on_post(self) -> bool:
+        """The library merges, on the CPU: any thread may run it (a GPU's queue stays with the
+        inference thread)."""
+        return (self.merge_spec is not None and hasattr(self.artifact, "passes")
+                and self.artifact.meta.target.device == "cpu")
 
     def prepare(self, image_bgr: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """BGR image -> network input (1, 3, H, W) float32 and its letterbox."""
@@ -119,7 +132,9 @@ class Pipeline:
     def infer(self, x: np.ndarray, keep_raw: bool = False) -> Inference:
         """The library's merged maps (one pass, two with flip test); without a merge function,
         the network's outputs, and those of the mirrored input with flip test."""
-        if self.merge is not None:
+        if self.merge_spec is not None and self.merge_on_post:
+            return Inference(passes=self.artifact.passes(x, self.config.flip), keep_raw=keep_raw)
+        if self.merge_spec is not None:
             return Inference(maps=self.artifact.infer_maps(x, self.config.flip, self.config.fast,
                                                            keep_raw))
         outputs = [self.artifact.infer(x)]
@@ -127,10 +142,18 @@ class Pipeline:
             outputs.append(self.artifact.infer(np.ascontiguousarray(x[:, :, :, ::-1])))
         return Inference(outputs=outputs)
 
+    def merge(self, inference: Inference) -> Inference:
+        """The library's merge of network outputs the infer stage left (``merge_on_post``)."""
+        if inference.passes is None:
+            return inference
+        return Inference(maps=self.artifact.merge(inference.passes, self.config.flip,
+                                                  self.config.fast, inference.keep_raw))
+
     def decode(self, inference: Inference, box: Letterbox, x: np.ndarray | None = None) -> Prediction:
         """Group people (merging the heads first when the library did not), map them to the
         image; ``x`` is kept as raw with the first pass's outputs."""
         meta = self.artifact.meta
+        inference = self.merge(inference)
         if inference.maps is not None:
             heat, tags = inference.maps.heatmaps, inference.maps.tags
         else:

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from runtime.artifact import Artifact, check_threads, configure_threads
+    from runtime.artifact import Artifact, check_threads, configure_helper_thread, configure_threads
     from runtime.atomic import write_json_atomic
     from runtime.pipeline import Pipeline
     from runtime.placement import plan
@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                     save_raw=args.save_raw, progress=not args.quiet)
     runner = Runner(Pipeline(artifact, config), source, writer, keep_raw=args.save_raw,
                     placement=placement, post_workers=workers,
-                    setup_infer=lambda: configure_threads(args.threads, args.cores))
+                    setup_infer=lambda: configure_threads(args.threads, args.cores),
+                    setup_post=configure_helper_thread)
     status = 0
     try:
         runner.run_pipelined() if pipelined else runner.run_serial()

@@ -1,6 +1,7 @@
 """Running frames through the pipeline: one after another, or as three stages joined by bounded
-queues (source: decode + pre-process; infer: the TVM VM, network and merge; post: group, render,
-write; the post stage may run ``post_workers`` frames at once and still writes in frame order).
+queues (source: decode + pre-process; infer: the TVM VM's network, and the merge of the heads
+where the library runs it on a GPU; post: the library's merge on the CPU, group, render, write;
+the post stage may run ``post_workers`` frames at once and still writes in frame order).
 
 Both runs hand the writer the same predictions in the same order. A camera source never waits
 for a slow consumer: when its queue is full the oldest pending frame is dropped (and counted);
@@ -67,7 +68,7 @@ class Runner:
 
     def __init__(self, pipeline: Pipeline, source: Source, sink: Sink, keep_raw: bool = False,
                  placement: Placement | None = None, setup_infer: Callable[[], None] | None = None,
-                 post_workers: int = 1):
+                 post_workers: int = 1, setup_post: Callable[[], None] | None = None):
         if post_workers < 1:
             raise ValueError(f"post workers must be >= 1, got {post_workers}")
         self.pipeline, self.source, self.sink = pipeline, source, sink
@@ -75,6 +76,7 @@ class Runner:
         self.post_workers = post_workers
         self.placement = placement or Placement((), (), "")
         self.setup_infer = setup_infer or (lambda: None)
+        self.setup_post = setup_post or (lambda: None)  # on each post thread, pipelined
         self.stats = StageStats()
         self._halt = threading.Event()  # the source stops producing (a later stage failed)
         self._stop = threading.Event()  # every stage stops now (post failed, Ctrl-C, the end)
@@ -105,6 +107,10 @@ class Runner:
         if job.inference is None:
             return self.sink.render(job.frame, None)
         t0 = time.perf_counter()
+        if self.pipeline.merge_on_post:
+            job.inference = self.pipeline.merge(job.inference)
+            self.stats.add("merge", time.perf_counter() - t0)
+            t0 = time.perf_counter()
         pred = self.pipeline.decode(job.inference, job.box, job.x if self.keep_raw else None)
         t1 = time.perf_counter()
         rendered = self.sink.render(job.frame, pred)
@@ -130,6 +136,7 @@ class Runner:
     def run_serial(self) -> StageStats:
         start = time.perf_counter()
         self.setup_infer()
+        self.pipeline.merge_on_post = False  # one thread: the merge stays in the infer step
         frames = iter(self.source.frames)
         stage = "source"
         try:
@@ -238,8 +245,12 @@ class Runner:
                 return
 
     def run_pipelined(self) -> StageStats:
-        """Three threads; the calling thread runs the post stage (and so the writer)."""
+        """Three threads; the calling thread runs the post stage (and so the writer). A merge
+        the library runs on the CPU moves to the post stage: the network alone bounds the rate."""
         pin_current_thread(self.placement.other)
+        self.pipeline.merge_on_post = self.pipeline.can_merge_on_post
+        if self.pipeline.merge_on_post:
+            self.setup_post()
         q_src, q_inf = queue.Queue(QUEUE_SIZE), queue.Queue(QUEUE_SIZE)
         threads = [
             threading.Thread(target=self._guard("source", lambda: self._source_thread(q_src), q_src),
@@ -250,8 +261,9 @@ class Runner:
         start = time.perf_counter()
         for t in threads:
             t.start()
-        pool = (ThreadPoolExecutor(self.post_workers, thread_name_prefix="litepose-post")
-                if self.post_workers > 1 else None)
+        setup = self.setup_post if self.pipeline.merge_on_post else None
+        pool = (ThreadPoolExecutor(self.post_workers, thread_name_prefix="litepose-post",
+                                   initializer=setup) if self.post_workers > 1 else None)
         try:
             if pool is None:
                 while (job := self._get(q_inf, "post")) is not _DONE:

@@ -29,6 +29,8 @@ SKELETON = [[0, 1], [1, 2]]
 class FakePipeline:
     """Stands in for the TVM pipeline: ``infer`` and ``decode`` can be slowed down or fail."""
 
+    can_merge_on_post = merge_on_post = False  # it merges nothing
+
     def __init__(self, infer_s=0.0, decode_s=0.0, fail_at: tuple[str, int] | None = None):
         self.infer_s, self.decode_s, self.fail_at = infer_s, decode_s, fail_at
         self.calls = {"infer": 0, "decode": 0}

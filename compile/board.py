@@ -42,7 +42,7 @@ MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
 WHEELS = ["apache-tvm==0.27.0.post1", "apache-tvm-ffi==0.1.14.post1", "numpy==2.4.6",
           "ml_dtypes", "psutil", "cloudpickle", "tornado", "opencv-python-headless", "numba",
-          "llvmlite", "typing_extensions", "tqdm"]
+          "llvmlite", "typing_extensions", "tqdm", "orjson"]
 PLATFORMS = ["manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_26_aarch64",
              "manylinux_2_17_aarch64", "manylinux2014_aarch64"]
 

@@ -37,8 +37,9 @@ def draw_people(image: np.ndarray, people: np.ndarray, skeleton: list[list[int]]
 
     All links of one colour are one ``cv2.polylines`` call (two-point polylines), and so are
     all joints of one colour (zero-length polylines with round caps): a few calls per frame
-    whatever the number of people. Crowds (more than ``AA_MAX_PEOPLE``) skip anti-aliasing and
-    draw links one pixel wide: ~1 ms for 100+ people on a 640x480 frame instead of ~4.
+    whatever the number of people. Crowds (more than ``AA_MAX_PEOPLE``) skip anti-aliasing,
+    draw links one pixel wide and joints as discs stamped all at once: ~1.3 ms for 115
+    random-weight "people" on a 640x480 frame instead of ~4.
     """
     canvas = image.copy()
     crowd = len(people) > AA_MAX_PEOPLE
@@ -49,23 +50,36 @@ def draw_people(image: np.ndarray, people: np.ndarray, skeleton: list[list[int]]
         pts = np.rint(people[:, :, :2]).astype(np.int32)  # (P, J, 2)
         visible = people[:, :, 2] > 0
         links = np.asarray(skeleton, np.int64).reshape(-1, 2)
-        for c, color in enumerate(COLORS):
-            sel = np.arange(c, len(people), len(COLORS))
-            if not sel.size:
-                break
-            p_pts, p_vis = pts[sel], visible[sel]
-            both = p_vis[:, links[:, 0]] & p_vis[:, links[:, 1]]  # (P', L)
-            segs = np.stack([p_pts[:, links[:, 0]], p_pts[:, links[:, 1]]], axis=2)[both]
-            if len(segs):
-                cv2.polylines(canvas, list(segs), False, color, width, line)
-            dots = p_pts[p_vis][:, None, :]
-            if len(dots):
-                cv2.polylines(canvas, list(np.concatenate([dots, dots], axis=1)), False, color,
-                              2 * radius, line)
+        both = visible[:, links[:, 0]] & visible[:, links[:, 1]]  # (P, L)
+        segs = np.stack([pts[:, links[:, 0]], pts[:, links[:, 1]]], axis=2)  # (P, L, 2, 2)
+        for c, color in enumerate(COLORS[:len(people)]):
+            mine = segs[c::len(COLORS)][both[c::len(COLORS)]]
+            if len(mine):
+                cv2.polylines(canvas, list(mine), False, color, width, line)
+            if not crowd:
+                dots = pts[c::len(COLORS)][visible[c::len(COLORS)]][:, None, :]
+                if len(dots):
+                    cv2.polylines(canvas, list(np.concatenate([dots, dots], axis=1)), False,
+                                  color, 2 * radius, line)
+        if crowd:  # joints on top of every link
+            person = np.broadcast_to(np.arange(len(people))[:, None], visible.shape)[visible]
+            stamp_discs(canvas, pts[visible], radius, np.asarray(COLORS, np.uint8)[person % len(COLORS)])
     if banner:
         cv2.putText(canvas, banner, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 255), 2,
                     cv2.LINE_AA)
     return canvas
+
+
+def stamp_discs(canvas: np.ndarray, centres: np.ndarray, radius: int, colors: np.ndarray) -> None:
+    """Filled discs of ``radius`` at ``centres`` (N, 2) int ``x, y`` in ``colors`` (N, 3)
+    uint8, clipped to the canvas (H, W, 3): one fancy-index assignment for all of them."""
+    r = np.arange(-radius, radius + 1)
+    dy, dx = np.meshgrid(r, r, indexing="ij")
+    keep = dy * dy + dx * dx <= radius * radius
+    ys = (centres[:, 1, None] + dy[keep]).ravel()
+    xs = (centres[:, 0, None] + dx[keep]).ravel()
+    inside = (ys >= 0) & (ys < canvas.shape[0]) & (xs >= 0) & (xs < canvas.shape[1])
+    canvas[ys[inside], xs[inside]] = np.repeat(colors, int(keep.sum()), axis=0)[inside]
 
 
 def write_image_atomic(path: Path, image: np.ndarray) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import orjson
 from tqdm import tqdm
 
 from .atomic import atomic_path
@@ -98,7 +99,7 @@ def frame_line(frame: Frame, pred: Prediction | None, error: str | None = None) 
     record = {"frame": frame.name, "image_id": frame.image_id, "people": results}
     if error is not None:
         record["error"] = error
-    return (json.dumps(record, separators=(",", ":")) + "\n").encode(), len(results)
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE), len(results)
 
 
 class Writer:

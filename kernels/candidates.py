@@ -83,7 +83,8 @@ def build_index(hm: np.ndarray, tag: np.ndarray, cells_per_dim: int):
     block numbers cell by cell (cells by falling maximum), by falling value bucket inside a
     cell; ``bbound`` (NB,) float32 the maximum of each listed block's bucket (never increases
     along a cell); ``cstart`` (C + 1,) int64 cell offsets; ``cmax`` (C,) and ``clo``, ``chi``
-    (C, L) float32 each cell's maximum and tag box; then the block statistics.
+    (C, L) float32 each cell's maximum and tag box; then the block statistics (maximum, tag box
+    ``lo``, ``hi``) in the order of ``blocks``.
     """
     n_l = tag.shape[2]
     vmax, lo, hi = block_stats(hm, tag)
@@ -142,11 +143,12 @@ def build_index(hm: np.ndarray, tag: np.ndarray, cells_per_dim: int):
             for t in range(n_l):
                 clo[r, t] = min(clo[r, t], lo[blocks[m], t])
                 chi[r, t] = max(chi[r, t], hi[blocks[m], t])
-    return blocks, bbound, cstart, cmax_all[rank].copy(), clo, chi, vmax, lo, hi
+    # the blocks' statistics in listed order: a search reads them front to back
+    return blocks, bbound, cstart, cmax_all[rank].copy(), clo, chi, vmax[blocks], lo[blocks], hi[blocks]
 
 
 @njit(cache=True, nogil=True)
-def search(hm, tag, prev, blocks, bbound, cstart, cmax, clo, chi, vmax, lo, hi):
+def search(hm, tag, prev, blocks, bbound, cstart, cmax, clo, chi, bvmax, blo, bhi):
     """First-in-raster argmax of ``pixel_score(hm, tag, prev)`` over the whole map: (y, x)."""
     h, w = hm.shape
     nbx = (w + BLOCK - 1) // BLOCK
@@ -166,9 +168,9 @@ def search(hm, tag, prev, blocks, bbound, cstart, cmax, clo, chi, vmax, lo, hi):
         for m in range(cstart[c], cstart[c + 1]):
             if best_i >= 0 and np.float32(bbound[m] - r_lb[c]) < best:
                 break
-            b = blocks[m]
-            if best_i >= 0 and np.float32(vmax[b] - _round_dist(prev, lo[b], hi[b])) < best:
+            if best_i >= 0 and np.float32(bvmax[m] - _round_dist(prev, blo[m], bhi[m])) < best:
                 continue
+            b = blocks[m]
             y0, x0 = (b // nbx) * BLOCK, (b % nbx) * BLOCK
             for y in range(y0, min(h, y0 + BLOCK)):
                 for x in range(x0, min(w, x0 + BLOCK)):

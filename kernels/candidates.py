@@ -44,7 +44,8 @@ def _round_dist(prev, lo, hi):
 def block_stats(hm: np.ndarray, tag: np.ndarray):
     """Per block: heatmap maximum (NB,) and tag box ``lo``, ``hi`` (NB, L), float32.
 
-    Blocks are numbered in raster order, ``ceil(W / BLOCK)`` per row.
+    Blocks are numbered in raster order, ``ceil(W / BLOCK)`` per row. A block row is first
+    reduced down its columns (whole image rows, which vectorise), then across each block.
     """
     h, w = hm.shape
     n_l = tag.shape[2]
@@ -52,24 +53,36 @@ def block_stats(hm: np.ndarray, tag: np.ndarray):
     vmax = np.empty(nby * nbx, np.float32)
     lo = np.empty((nby * nbx, n_l), np.float32)
     hi = np.empty((nby * nbx, n_l), np.float32)
+    rows = tag.reshape(h, w * n_l)
+    col_max = np.empty(w, np.float32)
+    col_lo = np.empty(w * n_l, np.float32)
+    col_hi = np.empty(w * n_l, np.float32)
     for by in range(nby):
+        y0 = by * BLOCK
+        col_max[:] = hm[y0]
+        col_lo[:] = rows[y0]
+        col_hi[:] = rows[y0]
+        for y in range(y0 + 1, min(h, y0 + BLOCK)):
+            for x in range(w):
+                v = hm[y, x]
+                col_max[x] = v if v > col_max[x] else col_max[x]
+            for i in range(w * n_l):
+                v = rows[y, i]
+                col_lo[i] = v if v < col_lo[i] else col_lo[i]
+                col_hi[i] = v if v > col_hi[i] else col_hi[i]
         for bx in range(nbx):
             b = by * nbx + bx
-            y1, x0 = min(h, (by + 1) * BLOCK), bx * BLOCK
+            x0 = bx * BLOCK
             x1 = min(w, x0 + BLOCK)
-            m = hm[by * BLOCK, x0]
-            for y in range(by * BLOCK, y1):
-                for x in range(x0, x1):
-                    m = max(m, hm[y, x])
+            m = col_max[x0]
+            for x in range(x0 + 1, x1):
+                m = max(m, col_max[x])
             vmax[b] = m
             for t in range(n_l):
-                a = tag[by * BLOCK, x0, t]
-                c = a
-                for y in range(by * BLOCK, y1):
-                    for x in range(x0, x1):
-                        v = tag[y, x, t]
-                        a = min(a, v)
-                        c = max(c, v)
+                a, c = col_lo[x0 * n_l + t], col_hi[x0 * n_l + t]
+                for x in range(x0 + 1, x1):
+                    a = min(a, col_lo[x * n_l + t])
+                    c = max(c, col_hi[x * n_l + t])
                 lo[b, t] = a
                 hi[b, t] = c
     return vmax, lo, hi

@@ -22,15 +22,16 @@ def _find_a_zero(c, row_cov, col_cov, i0, j0):
     i = i0
     done = False
     while not done:
-        j = j0
-        while True:
-            if c[i, j] == 0 and not row_cov[i] and not col_cov[j]:
-                row = i
-                col = j
-                done = True
-            j = (j + 1) % n
-            if j == j0:
-                break
+        if not row_cov[i]:  # a covered row holds no uncovered zero
+            j = j0
+            while True:
+                if c[i, j] == 0 and not col_cov[j]:
+                    row = i
+                    col = j
+                    done = True
+                j = (j + 1) % n
+                if j == j0:
+                    break
         i = (i + 1) % n
         if i == i0:
             done = True

@@ -59,34 +59,31 @@ def refine(people: np.ndarray, heatmaps: np.ndarray, tags: np.ndarray) -> None:
 
     people : (P, J, 3 + L) float32; heatmaps : (J, H, W) float32; tags : (J, H, W, L) float32
     """
-    n_j = heatmaps.shape[0]
-    n_l = tags.shape[3]
+    n_p, n_j, n_l = people.shape[0], heatmaps.shape[0], tags.shape[3]
     found = np.empty((n_j, n_l), np.float32)
-    missing = np.zeros(n_j, np.bool_)
-    for p in range(people.shape[0]):
-        for j in range(n_j):
-            missing[j] |= people[p, j, 2] == 0
-    cells = CELLS[min(n_l, len(CELLS) - 1)]
-    index = [build_index(heatmaps[j], tags[j], cells) for j in np.flatnonzero(missing)]
-    slot = np.cumsum(missing) - 1
-    for p in range(people.shape[0]):
-        kp = people[p]
+    prev = np.empty((n_p, n_l), np.float32)
+    for p in range(n_p):  # each person's tag from the joints found before refine
         n = 0
         for j in range(n_j):
-            if kp[j, 2] > 0:
-                found[n] = tags[j, int(kp[j, 1]), int(kp[j, 0])]
+            if people[p, j, 2] > 0:
+                found[n] = tags[j, int(people[p, j, 1]), int(people[p, j, 0])]
                 n += 1
-        prev = mean_rows_f32(found, n)
-        for j in range(n_j):
-            if kp[j, 2] != 0:
+        prev[p] = mean_rows_f32(found, n)
+    cells = CELLS[min(n_l, len(CELLS) - 1)]
+    for j in range(n_j):  # joint by joint: one joint's maps stay in cache for all its searches
+        index = None
+        for p in range(n_p):
+            if people[p, j, 2] != 0:
                 continue
-            by, bx = search(heatmaps[j], tags[j], prev, *index[slot[j]])
+            if index is None:
+                index = build_index(heatmaps[j], tags[j], cells)
+            by, bx = search(heatmaps[j], tags[j], prev[p], *index)
             val = heatmaps[j, by, bx]
             if val > 0:
                 x_f, y_f = _quarter(heatmaps[j], by, bx)
-                kp[j, 0] = x_f
-                kp[j, 1] = y_f
-                kp[j, 2] = val
+                people[p, j, 0] = x_f
+                people[p, j, 1] = y_f
+                people[p, j, 2] = val
 
 
 @njit(cache=True, nogil=True)

@@ -3,6 +3,7 @@ export_library + metadata."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import shutil
@@ -11,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from runtime.atomic import atomic_path
+from runtime.atomic import EXEC_MODE, atomic_dir, atomic_path, check_writable_dir
 from runtime.meta import (
     LIBRARY_NAME,
     METADATA_NAME,
@@ -23,6 +24,7 @@ from runtime.meta import (
     TuningInfo,
     WeightsMeta,
     elf_machine,
+    file_sha256,
 )
 
 from . import REPO_ROOT, __version__
@@ -166,7 +168,7 @@ def export(executable, preset: TargetPreset, path: Path) -> Path:
     kwargs = {}
     if preset.cross_compiler:
         kwargs["fcompile"] = tvm.support.cc.cross_compiler(preset.cross_compiler)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, EXEC_MODE) as tmp:
         executable.export_library(str(tmp), **kwargs)
         machine = elf_machine(tmp)
         if machine != preset.arch:
@@ -199,33 +201,41 @@ def make_metadata(size, loaded, preset: TargetPreset, tuning: TuningInfo | None)
     ).validate()
 
 
-def check_writable_dir(path: str | Path) -> Path:
-    """Create ``path`` if needed and prove it accepts files; ``ValueError`` otherwise."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
-            pass
-    except OSError as err:
-        raise ValueError(f"output folder {str(path)!r} is not writable: {err}") from err
-    return path
+ARTIFACT_FILES = {LIBRARY_NAME, METADATA_NAME}
+
+
+def check_output(path: Path) -> None:
+    """Refuse an output that a build would clobber: a file, or a folder holding more than an
+    artifact (the rebuild replaces the folder whole); its parent must take new folders."""
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"output {str(path)!r} exists and is not a folder: name a new or "
+                             "artifact folder")
+        other = sorted(p.name for p in path.iterdir()
+                       if p.name not in ARTIFACT_FILES and not p.name.startswith("."))
+        if other:
+            raise ValueError(f"output folder {str(path)!r} holds files that are not an artifact's "
+                             f"({', '.join(other[:5])}): a build replaces the folder whole; name "
+                             "a new folder or an artifact folder")
+    check_writable_dir(path.parent, "the output's parent folder")
+    for stale in path.parent.glob(f".{path.name}-*-*"):  # a killed build's staging folder
+        if stale.is_dir() and stale.name.startswith((f".{path.name}-build-", f".{path.name}-old-")):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def build(args: BuildArgs) -> BuildResult:
-    """Build one artifact folder: ``model.so`` + ``metadata.json``. Nothing is half-written,
-    and a failed build removes the output folder it created."""
+    """Build one artifact folder: ``model.so`` + ``metadata.json``, written into a staging
+    folder next to the output and swapped in whole: an interrupted build leaves the old
+    artifact as it was."""
     spec, dataset, preset = get_model(args.model), get_dataset(args.dataset), get_target(args.target)
     size = parse_input_size(args.input_size, spec.input_size)
     if args.schedules_from is not None:
         get_target(args.schedules_from)  # a bad name fails before any work
-    created = not Path(args.output).exists()
-    output = check_writable_dir(args.output)
-    try:
-        return _build(args, spec, dataset, preset, size, output)
-    except BaseException:
-        if created:
-            shutil.rmtree(output, ignore_errors=True)
-        raise
+    output = Path(args.output)
+    check_output(output)
+    with atomic_dir(output) as staging:
+        result = _build(args, spec, dataset, preset, size, staging)
+    return dataclasses.replace(result, library=output / LIBRARY_NAME)
 
 
 def _build(args: BuildArgs, spec, dataset, preset: TargetPreset, size, output: Path) -> BuildResult:
@@ -246,8 +256,8 @@ def _build(args: BuildArgs, spec, dataset, preset: TargetPreset, size, output: P
     timings["compile"] = time.perf_counter() - t1
     meta = make_metadata(size, loaded, preset, tuning)
     t2 = time.perf_counter()
-    (output / METADATA_NAME).unlink(missing_ok=True)  # no metadata describes a swapped .so
-    export(executable, preset, output / LIBRARY_NAME)
+    library = export(executable, preset, output / LIBRARY_NAME)
+    meta = dataclasses.replace(meta, library_sha256=file_sha256(library))
     meta.write(output)
     timings["export"] = time.perf_counter() - t2
     timings["total"] = time.perf_counter() - t0

@@ -17,7 +17,7 @@ from . import REPO_ROOT
 from .build import BuildArgs, build
 from .models import get_dataset, get_model, parse_input_size
 from .targets import get_target
-from .tracker import Tracker, check_tracker, resolve_tracker
+from .tracker import Tracker, check_tracker, request_board, resolve_tracker
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def check_artifact(folder: Path, target: str) -> ArtifactMeta:
     """Metadata of ``folder``; refuse (before any upload) a library for another machine."""
     preset = get_target(target)
     meta = ArtifactMeta.read(folder)
-    library = folder / meta.library
+    library = meta.library_path(folder)  # confined, whole, the digest it was built with
     machine = elf_machine(library)
     if machine != preset.arch:
         raise ValueError(f"{library} is an {machine} library but target {target} runs {preset.arch} "
@@ -133,13 +133,11 @@ class RemoteArtifact:
 
     def __init__(self, tracker: Tracker, folder: Path, meta: ArtifactMeta, session_timeout: int = 600):
         import tvm
-        from tvm import rpc
         from tvm.runtime.vm import VirtualMachine
 
         self.folder, self.meta, self._tvm = Path(folder), meta, tvm
-        self.remote = rpc.connect_tracker(tracker.host, tracker.port).request(
-            tracker.key, priority=1, session_timeout=session_timeout)
-        self.remote.upload(str(self.folder / meta.library))
+        self.remote, _ = request_board(tracker, priority=1, session_timeout=session_timeout)
+        self.remote.upload(str(meta.library_path(self.folder)))  # checked before it leaves
         lib = self.remote.load_module(meta.library)
         self.device = self.remote.cl(0) if meta.target.device == "opencl" else self.remote.cpu(0)
         self.vm = VirtualMachine(lib, self.device)

@@ -116,7 +116,7 @@ class ReferenceModel:
 
 def _engine(args: EvalArgs, meta: ArtifactMeta):
     """The local runtime, or a board when asked for or when the library is for another CPU."""
-    library = Path(args.artifact) / meta.library
+    library = meta.library_path(args.artifact)
     if not (args.tracker or args.key) and elf_machine(library) == this_machine():
         from runtime.artifact import Artifact
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import socket
+import struct
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
@@ -64,44 +65,98 @@ def resolve_tracker(flag: str | None, key: str | None, default_key: str | None,
     return Tracker(host, port, key)
 
 
-def check_tracker(tracker: Tracker, timeout: float = 3.0) -> int:
-    """Fail within ``timeout`` seconds if the tracker is unreachable; return the free boards.
+CONNECT_TIMEOUT_S = 3.0  # connect and handshake; a tracker answers at once when it is alive
 
-    Raises ``ValueError`` naming the command that diagnoses the tracker.
-    """
+
+class TrackerError(ValueError):
+    """A tracker or board that cannot be reached or does not speak TVM RPC; one line naming
+    the address and the fix."""
+
+
+def _unreachable(tracker: Tracker, why: str) -> TrackerError:
+    return TrackerError(f"cannot reach the RPC tracker at {tracker.host}:{tracker.port} ({why}): "
+                        "start the virtual board with 'make board', or give your tracker with "
+                        f"TRACKER=HOST:PORT (--tracker); check one with: {tracker.query_command()}")
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, TimeoutError):  # socket.timeout is TimeoutError
+        return f"no answer within {CONNECT_TIMEOUT_S:.0f} s"
+    return getattr(err, "strerror", None) or str(err) or type(err).__name__
+
+
+def tracker_socket(tracker: Tracker, timeout: float = CONNECT_TIMEOUT_S) -> socket.socket:
+    """A connected tracker socket after TVM's handshake, with ``timeout`` on every call (the
+    caller may lift it for a call that waits on purpose); ``TrackerError`` otherwise."""
+    from tvm.rpc import base
+
     try:
-        with socket.create_connection((tracker.host, tracker.port), timeout=timeout):
-            pass
+        sock = socket.create_connection((tracker.host, tracker.port), timeout=timeout)
     except OSError as err:
-        raise ValueError(f"cannot reach the RPC tracker at {tracker.host}:{tracker.port} ({err}): "
-                         "start the virtual board with 'make board', or give your tracker with "
-                         f"TRACKER=HOST:PORT (--tracker); check one with: {tracker.query_command()}"
-                         ) from err
-    from tvm import rpc
+        raise _unreachable(tracker, _describe(err)) from err
+    try:
+        sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
+        magic = struct.unpack("<i", base.recvall(sock, 4))[0]
+    except OSError as err:  # recvall: OSError("connection reset") when the peer closes
+        sock.close()
+        raise _unreachable(tracker, f"it accepted the connection, then {_describe(err)}; is it "
+                           "a TVM tracker?") from err
+    if magic != base.RPC_TRACKER_MAGIC:
+        sock.close()
+        raise _unreachable(tracker, f"it answered {magic:#x}, not TVM's tracker handshake")
+    return sock
 
-    queue = rpc.connect_tracker(tracker.host, tracker.port).summary().get("queue_info", {})
+
+def tracker_call(tracker: Tracker, request: list, timeout: float | None = CONNECT_TIMEOUT_S):
+    """Send one tracker request and return its answer (``timeout`` None: wait as long as the
+    tracker takes, e.g. for a free board); every failure is a ``TrackerError``."""
+    from tvm.rpc import base
+
+    sock = tracker_socket(tracker)
+    try:
+        sock.settimeout(timeout)
+        base.sendjson(sock, request)
+        return base.recvjson(sock)
+    except (OSError, ValueError) as err:  # ValueError: a garbled JSON answer
+        raise _unreachable(tracker, f"request failed: {_describe(err)}") from err
+    finally:
+        sock.close()
+
+
+def check_tracker(tracker: Tracker, timeout: float = CONNECT_TIMEOUT_S) -> int:
+    """Fail within about ``timeout`` seconds if the tracker is unreachable or mute; return the
+    free boards. Raises ``TrackerError`` (a ``ValueError``) naming the diagnosing command."""
+    from tvm.rpc import base
+
+    answer = tracker_call(tracker, [base.TrackerCode.SUMMARY], timeout)
+    if not (isinstance(answer, list) and answer and answer[0] == base.TrackerCode.SUCCESS):
+        raise _unreachable(tracker, f"unexpected answer {answer!r}")
+    queue = answer[1].get("queue_info", {})
     if tracker.key not in queue:
-        raise ValueError(f"no board with key {tracker.key!r} is registered at {tracker.host}:"
-                         f"{tracker.port} (keys: {', '.join(queue) or 'none'}); "
-                         f"see: {tracker.query_command()}")
+        raise TrackerError(f"no board with key {tracker.key!r} is registered at {tracker.host}:"
+                           f"{tracker.port} (keys: {', '.join(queue) or 'none'}); "
+                           f"see: {tracker.query_command()}")
     return int(queue[tracker.key].get("free", 0))
 
 
 def request_board(tracker: Tracker, priority: int = 1, session_timeout: float = 0):
     """A session on a free board of ``tracker.key`` (waits in the tracker's queue while none is
     free) and the board's address ``"host:port"``, which ``TrackerSession.request`` does not
-    return: the tracker protocol's REQUEST, answered with the server's address, then a connect."""
+    return: the tracker protocol's REQUEST, answered with the server's address, then a connect
+    (probed with a timeout first, so a dead board is one clear error)."""
     from tvm import rpc
     from tvm.rpc import base
 
-    client = rpc.connect_tracker(tracker.host, tracker.port)
-    try:
-        base.sendjson(client._sock, [base.TrackerCode.REQUEST, tracker.key, "", priority])
-        value = base.recvjson(client._sock)
-    finally:
-        client.close()
+    value = tracker_call(tracker, [base.TrackerCode.REQUEST, tracker.key, "", priority], None)
     if value[0] != base.TrackerCode.SUCCESS:
         raise RuntimeError(f"the tracker at {tracker.host}:{tracker.port} refused a {tracker.key!r} "
                            f"board: {value}")
     url, port, matchkey = value[1]
+    try:
+        socket.create_connection((url, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise TrackerError(f"the tracker at {tracker.host}:{tracker.port} handed out the "
+                           f"{tracker.key!r} board at {url}:{port}, which cannot be reached "
+                           f"({_describe(err)}): restart its RPC server ('make board' for the "
+                           "virtual one)") from err
     return rpc.connect(url, port, matchkey, session_timeout), f"{url}:{port}"

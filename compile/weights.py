@@ -75,7 +75,13 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> WeightsInfo:
         raw = raw["model"]
     if not isinstance(raw, dict):
         raise ValueError(f"checkpoint {str(path)!r} holds a {type(raw).__name__}, not a state_dict")
-    given = {_strip(k): v for k, v in raw.items() if not k.endswith("num_batches_tracked")}
+    given = {_strip(str(k)): v for k, v in raw.items() if not str(k).endswith("num_batches_tracked")}
+    foreign = sorted(f"{k} ({type(v).__name__})" for k, v in given.items()
+                     if not isinstance(v, torch.Tensor))
+    if foreign:
+        raise ValueError(f"checkpoint {str(path)!r} is not a state_dict of tensors: "
+                         f"{len(foreign)} value(s) are not tensors: " + ", ".join(foreign[:8])
+                         + (", ..." if len(foreign) > 8 else ""))
     own = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     missing = sorted(set(own) - set(given))
     extra = sorted(set(given) - set(own))

@@ -115,9 +115,7 @@ class Artifact:
 
         self.folder = Path(folder)
         self.meta = meta = ArtifactMeta.read(self.folder)
-        library = self.folder / meta.library
-        if not library.is_file():
-            raise ValueError(f"artifact library {library} is missing")
+        library = meta.library_path(self.folder)  # confined, whole, the digest it was built with
         built_for, here = elf_machine(library), this_machine()
         if built_for != here:
             raise ValueError(f"{library} was built for target {meta.target.name} ({built_for} "

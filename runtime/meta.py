@@ -7,12 +7,16 @@ run.py read it through :meth:`ArtifactMeta.read`. Standard library only: it runs
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import logging
 import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import write_json_atomic
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 READABLE_SCHEMAS = (2, 3)  # 2: no merge functions (the runtime merges the heads itself)
@@ -30,14 +34,39 @@ class MetadataError(ValueError):
 def elf_machine(path: str | Path) -> str:
     """The machine of an ELF file as a key of ``ELF_MACHINES`` (or ``"0x.."`` if unknown).
 
-    Raises ``ValueError`` when the file is not an ELF object.
+    Raises ``ValueError`` when the file is not an ELF object or is shorter than its own header
+    says (a truncated copy: mapping it would crash the loader with SIGBUS).
     """
+    path = Path(path)
     with open(path, "rb") as fh:
-        header = fh.read(20)
+        header = fh.read(64)
     if len(header) < 20 or header[:4] != b"\x7fELF":
         raise ValueError(f"{path} is not an ELF shared object")
     code = int.from_bytes(header[18:20], "little")
+    wide = header[4] == 2  # ELFCLASS64; the section header table ends the file
+    at, entry, count = (0x28, 0x3A, 0x3C) if wide else (0x20, 0x2E, 0x30)
+    if len(header) < count + 2:
+        raise ValueError(f"{path} is truncated ({len(header)} bytes, not even an ELF header)")
+    need = (int.from_bytes(header[at:at + (8 if wide else 4)], "little")
+            + int.from_bytes(header[entry:entry + 2], "little")
+            * int.from_bytes(header[count:count + 2], "little"))
+    size = path.stat().st_size
+    if size < need:
+        raise ValueError(f"{path} is truncated: {size} bytes, its ELF header needs {need}; "
+                         "copy or build the artifact again")
     return next((k for k, v in ELF_MACHINES.items() if v == code), hex(code))
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def plain_file_name(name: str) -> bool:
+    """True for a bare file name (no folder part, not ``.``/``..``): it stays in its folder."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name
+            and "\\" not in name and "\0" not in name)
 
 
 def this_machine() -> str:
@@ -148,7 +177,8 @@ class ArtifactMeta:
     kit_version: str
     tvm_version: str
     created: str
-    library: str = LIBRARY_NAME
+    library: str = LIBRARY_NAME  # a plain file name inside the artifact folder
+    library_sha256: str | None = None  # checked before loading or uploading (None: older builds)
     network: str = "main"  # the bare network: image in, the two outputs out
     merges: tuple[MergeSpec, ...] = ()  # none in schema 2: the runtime merges on the CPU
     schema_version: int = SCHEMA_VERSION
@@ -189,6 +219,12 @@ class ArtifactMeta:
         """Check the fields against each other and what this runtime reads; returns self."""
         j = self.num_joints
         checks = [
+            ("library", plain_file_name(self.library),
+             f"a plain file name inside the artifact folder (e.g. {LIBRARY_NAME!r}), "
+             f"got {self.library!r}"),
+            ("library_sha256", self.library_sha256 is None or (
+                isinstance(self.library_sha256, str) and len(self.library_sha256) == 64),
+             f"a hex SHA-256 digest, got {self.library_sha256!r}"),
             ("input.shape", len(self.input.shape) == 4 and self.input.shape[:2] == (1, 3),
              f"(1, 3, H, W), got {self.input.shape}"),
             ("input.layout", self.input.layout == "NCHW", f"NCHW, got {self.input.layout!r}"),
@@ -217,6 +253,30 @@ class ArtifactMeta:
             if not ok:
                 raise MetadataError(f"{where}: field {name!r} must be {expected}")
         return self
+
+    def library_path(self, folder: str | Path) -> Path:
+        """The library, checked before anything loads or uploads it: a regular file inside
+        ``folder`` (no link out of it), a whole ELF object, and the digest the build recorded.
+        ``MetadataError`` naming the file and the fix otherwise."""
+        folder = Path(folder)
+        path = folder / self.library
+        if not path.is_file():
+            raise MetadataError(f"artifact library {path} is missing")
+        if path.resolve().parent != folder.resolve():
+            raise MetadataError(f"artifact library {path} links to {path.resolve()}, outside the "
+                                f"artifact folder: {METADATA_NAME} field 'library' must name a "
+                                "file in the folder itself")
+        try:
+            elf_machine(path)
+        except ValueError as err:
+            raise MetadataError(str(err)) from None
+        if self.library_sha256 is None:
+            logger.warning("%s records no library digest (built by an older kit): rebuild it to "
+                           "have the library checked before loading", folder / METADATA_NAME)
+        elif file_sha256(path) != self.library_sha256:
+            raise MetadataError(f"{path} does not match the sha256 in {METADATA_NAME} (truncated, "
+                                "altered or from another build): copy or build the artifact again")
+        return path
 
     def to_dict(self) -> dict:
         raw = dataclasses.asdict(self)

@@ -16,6 +16,9 @@ if __package__ in (None, ""):  # run as a script: the checkout, not runtime/, le
 
 import argparse
 import logging
+import signal
+import threading
+from contextlib import contextmanager
 
 from runtime import __version__
 from runtime.artifact import CORE_MODES
@@ -23,6 +26,36 @@ from runtime.postprocess import DecodeConfig
 
 logger = logging.getLogger("runtime.run")
 RANDOM_BANNER = "RANDOM WEIGHTS - detections are meaningless"
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM, as shells report
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, ``docker stop``, systemd), handled like Ctrl-C: finished frames
+    are kept and written."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+def exit_status(interrupt: KeyboardInterrupt) -> int:
+    return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
+
+
+@contextmanager
+def signals_deferred():
+    """Hold SIGINT and SIGTERM while the results are finished (a second Ctrl-C must not cut
+    ``results.json`` or the video short); the first one held is raised afterwards."""
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _: held.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if held:
+        raise Terminated() if held[0] == signal.SIGTERM else KeyboardInterrupt()
 
 
 def positive_int(text: str) -> int:
@@ -81,8 +114,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    try:
+        return _run(args)
+    except KeyboardInterrupt as interrupt:  # before the stages started, or while finishing
+        print("interrupted", file=sys.stderr)
+        return exit_status(interrupt)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     from runtime.artifact import Artifact, check_threads, configure_helper_thread, configure_threads
-    from runtime.atomic import write_json_atomic
+    from runtime.atomic import check_writable_dir, write_json_atomic
     from runtime.pipeline import Pipeline
     from runtime.placement import plan
     from runtime.sources import open_source
@@ -91,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         check_threads(args.threads, args.cores)  # applied by the thread that runs the VM
+        check_writable_dir(args.output)  # before the artifact is loaded and a frame is run
         artifact = Artifact(args.model)
         source = open_source(args.input, args.max_frames)
-        args.output.mkdir(parents=True, exist_ok=True)
     except (ValueError, OSError, RuntimeError) as err:  # RuntimeError: no OpenCL runtime / device
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -122,11 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     except StageError as err:
         print(f"error: {err}", file=sys.stderr)
         status = 1
-    except KeyboardInterrupt:
-        print("interrupted: stopping all stages; results so far are kept", file=sys.stderr)
-        status = 130
+    except KeyboardInterrupt as interrupt:
+        what = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
+        print(f"{what}: stopping all stages; results so far are kept", file=sys.stderr)
+        status = exit_status(interrupt)
     finally:
-        writer.close()
+        with signals_deferred():
+            writer.close()
     stats = runner.stats
     print(f"people {writer.people} in {stats.frames} frames -> {writer.json_path} "
           f"(per frame: {writer.jsonl_path.name})")
@@ -135,9 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         write_json_atomic(args.stats, {"pipelined": pipelined, **stats.to_dict()}, indent=2)
     if banner:
         print(f"WARNING: {RANDOM_BANNER}")
-    if writer.failures and not status:
-        print(f"error: {len(writer.failures)} input(s) could not be read", file=sys.stderr)
-        status = 1
+    if writer.failures:
+        print(f"error: {len(writer.failures)} input(s) could not be read or were cut short:",
+              file=sys.stderr)
+        for failure in writer.failures:
+            print(f"  {failure}", file=sys.stderr)
+        status = status or 1
     return status
 
 

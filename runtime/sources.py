@@ -42,20 +42,46 @@ def image_id_for(path: Path, index: int) -> int:
     return int(path.stem) if path.stem.isdigit() else index
 
 
+JPEG_SUFFIXES = {".jpg", ".jpeg"}
+EXACT_COUNT_SUFFIXES = {".avi", ".mp4", ".mov", ".m4v"}  # containers that index every frame
+
+
 def read_image(path: Path, index: int) -> Frame:
-    """Read one image file; unreadable files become a Frame with ``error``."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    """Read one image file; unreadable or truncated files become a Frame with ``error``."""
+    name, image_id = path.stem, image_id_for(path, index)
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as err:
+        return Frame(name, image_id, None, f"cannot read image {path}: {err.strerror or err}")
+    if path.suffix.lower() in JPEG_SUFFIXES and data.size and not _jpeg_complete(data):
+        # cv2.imread would pad a cut-off JPEG with grey and only warn on stderr
+        return Frame(name, image_id, None, f"truncated JPEG {path}: no end-of-image marker")
+    image = (cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+             if data.size else None)
     if image is None:
-        return Frame(path.stem, image_id_for(path, index), None, f"cannot read image {path}")
-    return Frame(path.stem, image_id_for(path, index), image)
+        return Frame(name, image_id, None, f"cannot read image {path}: not a readable image")
+    return Frame(name, image_id, image)
 
 
-def _video_frames(cap: cv2.VideoCapture, stem: str, limit: int | None) -> Iterator[Frame]:
+def _jpeg_complete(data: np.ndarray) -> bool:
+    """The file ends with JPEG's end-of-image marker (FF D9), trailing zeros or newlines aside."""
+    tail = data[-64:].tobytes().rstrip(b"\x00\r\n ")
+    return tail.endswith(b"\xff\xd9")
+
+
+def _video_frames(cap: cv2.VideoCapture, stem: str, limit: int | None,
+                  expected: int | None = None, where: str = "") -> Iterator[Frame]:
+    """Frames of an open capture; when the stream ends more than a frame's rounding short of
+    ``expected`` (what the container says it holds), one last Frame carries the error."""
     index = 0
     try:
         while limit is None or index < limit:
             ok, image = cap.read()
             if not ok:
+                if expected is not None and index < expected:
+                    yield Frame(f"{stem}_{index:06d}", index, None,
+                                f"video {where} ended after {index} of its {expected} frames "
+                                "(truncated or corrupt)")
                 break
             yield Frame(f"{stem}_{index:06d}", index, image)
             index += 1
@@ -90,7 +116,11 @@ def open_source(spec: str, max_frames: int | None = None) -> Source:
         if max_frames and total:
             total = min(total, max_frames)
         fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-        return Source("video", _video_frames(cap, path.stem, max_frames), total, path.stem, fps)
+        claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        slack = 0 if suffix in EXACT_COUNT_SUFFIXES else max(1, claimed // 50)  # estimated counts
+        expected = claimed - slack if claimed > slack else None
+        return Source("video", _video_frames(cap, path.stem, max_frames, expected, str(path)),
+                      total, path.stem, fps)
     if suffix in IMAGE_SUFFIXES:
         return Source("image", iter([read_image(path, 0)]), 1, path.stem)
     raise ValueError(f"input {spec!r}: unknown file type {suffix!r}; images: "

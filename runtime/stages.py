@@ -54,6 +54,19 @@ class StageError(RuntimeError):
         self.stage = stage
 
 
+def interrupt_of(err: BaseException | None) -> KeyboardInterrupt | None:
+    """The Ctrl-C (or SIGTERM) behind ``err``, if any: a signal that lands inside a Numba call
+    surfaces as ``SystemError: CPUDispatcher(...) returned a result with an exception set``
+    caused by the ``KeyboardInterrupt``."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 class Sink(Protocol):
     """Where finished frames go (``runtime.writer.Writer``): ``render`` may run on several
     threads at once, ``emit`` runs on one, in frame order, and says whether to go on."""
@@ -148,6 +161,8 @@ class Runner:
                     break
                 stage = "source"
         except Exception as err:
+            if (interrupt := interrupt_of(err)) is not None:
+                raise interrupt from None
             raise StageError(stage, err) from err
         finally:
             self.stats.wall = time.perf_counter() - start
@@ -272,11 +287,11 @@ class Runner:
             else:
                 self._post_pool(pool, q_inf)
         except BaseException as err:
-            if not isinstance(err, KeyboardInterrupt) and self._error is None:
+            if (interrupt := interrupt_of(err)) is not None:
+                raise interrupt from None
+            if self._error is None:
                 self._error = StageError("post", err)
                 self._error.__cause__ = err
-            if isinstance(err, KeyboardInterrupt):
-                raise
         finally:
             self._halt.set()
             self._stop.set()

@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 from tqdm import tqdm
 
-from .atomic import atomic_path
+from .atomic import atomic_path, remove_stale
 from .pipeline import Prediction
 from .results import coco_results, draw_people, write_image_atomic
 from .sources import Frame, Source
@@ -119,6 +119,10 @@ class Writer:
         self.window = render and source.kind == "camera" and display_available()
         self._video: VideoEncoder | None = None
         self._files = ExitStack()  # the video's temporary file until close()
+        self.video_path = output / f"{source.name}_pose.mp4"
+        for path in (self.json_path, self.video_path):  # a killed run's temporaries
+            for stale in remove_stale(path):
+                logger.info("removed %s, left by an interrupted run", stale)
         if save_raw:
             (output / "raw").mkdir(exist_ok=True)
         self._jsonl = os.open(self.jsonl_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
@@ -160,8 +164,7 @@ class Writer:
     def _show(self, frame: Frame, canvas: np.ndarray) -> bool:
         if self.source.kind == "video":
             if self._video is None:
-                tmp = self._files.enter_context(
-                    atomic_path(self.output / f"{self.source.name}_pose.mp4"))
+                tmp = self._files.enter_context(atomic_path(self.video_path))
                 h, w = canvas.shape[:2]
                 self._video = VideoEncoder(tmp, self.source.fps, (w, h))
             self._video.write(canvas)

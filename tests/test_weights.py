@@ -75,6 +75,13 @@ def test_bad_checkpoint_lists_every_problem(tmp_path, xs_random):
         assert needle in text
 
 
+def test_a_checkpoint_with_non_tensor_values_is_named(tmp_path, xs_random):
+    sd = {**xs_random.state_dict(), "epoch": 3, "arch": "xs"}  # a training script's extras
+    torch.save(sd, tmp_path / "extras.pth")
+    with pytest.raises(ValueError, match=r"2 value\(s\) are not tensors: arch \(str\), epoch \(int\)"):
+        load_checkpoint(LitePose(MODELS["xs"].arch(), 14), tmp_path / "extras.pth")
+
+
 def test_coco_checkpoint_does_not_load_into_crowdpose(tmp_path):
     coco = LitePose(MODELS["xs"].arch(), 17)
     torch.save(coco.state_dict(), tmp_path / "coco.pth")

@@ -143,20 +143,22 @@ def request_board(tracker: Tracker, priority: int = 1, session_timeout: float = 
     """A session on a free board of ``tracker.key`` (waits in the tracker's queue while none is
     free) and the board's address ``"host:port"``, which ``TrackerSession.request`` does not
     return: the tracker protocol's REQUEST, answered with the server's address, then a connect
-    (probed with a timeout first, so a dead board is one clear error)."""
+    while the tracker connection is still open (as ``TrackerSession`` does)."""
     from tvm import rpc
     from tvm.rpc import base
 
-    value = tracker_call(tracker, [base.TrackerCode.REQUEST, tracker.key, "", priority], None)
-    if value[0] != base.TrackerCode.SUCCESS:
-        raise RuntimeError(f"the tracker at {tracker.host}:{tracker.port} refused a {tracker.key!r} "
-                           f"board: {value}")
-    url, port, matchkey = value[1]
+    sock = tracker_socket(tracker)
     try:
-        socket.create_connection((url, port), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as err:
-        raise TrackerError(f"the tracker at {tracker.host}:{tracker.port} handed out the "
-                           f"{tracker.key!r} board at {url}:{port}, which cannot be reached "
-                           f"({_describe(err)}): restart its RPC server ('make board' for the "
-                           "virtual one)") from err
-    return rpc.connect(url, port, matchkey, session_timeout), f"{url}:{port}"
+        sock.settimeout(None)  # the request waits in the tracker's queue for a free board
+        try:
+            base.sendjson(sock, [base.TrackerCode.REQUEST, tracker.key, "", priority])
+            value = base.recvjson(sock)
+        except (OSError, ValueError) as err:
+            raise _unreachable(tracker, f"request failed: {_describe(err)}") from err
+        if value[0] != base.TrackerCode.SUCCESS:
+            raise RuntimeError(f"the tracker at {tracker.host}:{tracker.port} refused a "
+                               f"{tracker.key!r} board: {value}")
+        url, port, matchkey = value[1]
+        return rpc.connect(url, port, matchkey, session_timeout), f"{url}:{port}"
+    finally:
+        sock.close()

@@ -227,12 +227,7 @@ def test_truncated_jpeg_and_video_are_named(tmp_path):
     image.write_bytes(image.read_bytes()[:-600])
     frame = read_image(image, 0)
     assert frame.image is None and "truncated JPEG" in frame.error and str(image) in frame.error
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
-    rng = np.random.default_rng(1)
-    for _ in range(30):
-        writer.write((rng.random((120, 160, 3)) * 255).astype(np.uint8))
-    writer.release()
+    video = _video(tmp_path / "clip.avi", 30)
     assert [f.error for f in open_source(str(video)).frames].count(None) == 30
     video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
     got = list(open_source(str(video)).frames)

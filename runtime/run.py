@@ -46,6 +46,9 @@ def exit_status(interrupt: KeyboardInterrupt) -> int:
 def signals_deferred():
     """Hold SIGINT and SIGTERM while the results are finished (a second Ctrl-C must not cut
     ``results.json`` or the video short); the first one held is raised afterwards."""
+    if threading.current_thread() is not threading.main_thread():  # handlers live there only
+        yield
+        return
     held: list[int] = []
     previous = {s: signal.signal(s, lambda signum, _: held.append(signum))
                 for s in (signal.SIGINT, signal.SIGTERM)}

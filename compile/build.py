@@ -6,13 +6,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from runtime.atomic import EXEC_MODE, atomic_dir, atomic_path, check_writable_dir
+from runtime.atomic import EXEC_MODE, atomic_dir, atomic_path, check_writable_dir, remove_stale_dirs
 from runtime.meta import (
     LIBRARY_NAME,
     METADATA_NAME,
@@ -218,9 +217,7 @@ def check_output(path: Path) -> None:
                              f"({', '.join(other[:5])}): a build replaces the folder whole; name "
                              "a new folder or an artifact folder")
     check_writable_dir(path.parent, "the output's parent folder")
-    for stale in path.parent.glob(f".{path.name}-*-*"):  # a killed build's staging folder
-        if stale.is_dir() and stale.name.startswith((f".{path.name}-build-", f".{path.name}-old-")):
-            shutil.rmtree(stale, ignore_errors=True)
+    remove_stale_dirs(path)  # a killed build's staging folder
 
 
 def build(args: BuildArgs) -> BuildResult:

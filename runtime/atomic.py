@@ -102,13 +102,27 @@ def _exchange(a: Path, b: Path) -> bool:
     return renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
 
 
+def _staging_prefixes(path: Path) -> tuple[str, str]:
+    """Name prefixes of :func:`atomic_dir`'s staging folder and of the old folder it moves aside."""
+    return f".{path.name}-build-", f".{path.name}-old-"
+
+
+def remove_stale_dirs(path: str | Path) -> None:
+    """Remove staging folders of ``path`` that a killed :func:`atomic_dir` left."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}-*"):
+        if stale.is_dir() and stale.name.startswith(_staging_prefixes(path)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """A temporary folder next to ``path`` to fill; when the block ends normally it replaces
     ``path`` whole (one atomic exchange on Linux), when it raises it is removed and ``path``
     is untouched. The old folder's contents are deleted after the swap."""
     path = Path(path)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-build-"))
+    staging, aside = _staging_prefixes(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=staging))
     try:
         yield tmp
         os.chmod(tmp, EXEC_MODE & ~umask())
@@ -117,7 +131,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         elif _exchange(tmp, path):
             shutil.rmtree(tmp)  # now the old folder
         else:  # two renames: a crash between them leaves the old folder beside, never half
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-old-"))
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=aside))
             os.rename(path, old / path.name)
             os.rename(tmp, path)
             shutil.rmtree(old)

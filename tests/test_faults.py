@@ -134,6 +134,10 @@ def test_an_interrupted_rebuild_leaves_the_old_artifact(tmp_path, monkeypatch):
         build_mod.build(build_mod.BuildArgs(model="xs", target="host", output=out))
     assert (out / "model.so").read_bytes() == b"old library"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]  # no staging folder left
+    (tmp_path / ".art-build-killed").mkdir()  # what a SIGKILLed build leaves
+    with pytest.raises(KeyboardInterrupt):
+        build_mod.build(build_mod.BuildArgs(model="xs", target="host", output=out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
     (out / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match=r"holds files that are not an artifact's \(notes.txt\)"):
         build_mod.build(build_mod.BuildArgs(model="xs", target="host", output=out))
@@ -318,3 +322,18 @@ def test_fault_injection_signals_at_random_points(xs_host_artifact, tmp_path):
                 assert int(playback.get(cv2.CAP_PROP_FRAME_COUNT)) == len(records)
         counts[name] = done
     print("frames finished before the signal:", json.dumps(counts))
+
+
+@pytest.mark.unit
+def test_a_signal_while_results_are_finished_waits_for_them():
+    import signal as sig
+
+    from runtime.run import Terminated, signals_deferred
+
+    finished = []
+    with pytest.raises(Terminated):
+        with signals_deferred():
+            os.kill(os.getpid(), sig.SIGTERM)
+            time.sleep(0.05)  # the handler runs here: it only notes the signal
+            finished.append(True)
+    assert finished == [True]

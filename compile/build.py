@@ -191,6 +191,7 @@ def make_metadata(size, loaded, preset: TargetPreset, tuning: TuningInfo | None)
         outputs=(OutputSpec((1, 2 * j, h // 4, w // 4), 4), OutputSpec((1, j, h // 2, w // 2), 2)),
         keypoints=tuple(ds.keypoints), flip_index=tuple(ds.flip_index),
         skeleton=tuple(tuple(p) for p in ds.skeleton), joint_order=tuple(ds.joint_order),
+        oks_sigmas=tuple(ds.oks_sigmas),
         target=TargetInfo(preset.name, preset.arch, "opencl" if preset.is_gpu else "cpu",
                           str(preset.tvm_target()), preset.rpc_key),
         weights=WeightsMeta(**asdict(loaded.weights)),

@@ -15,6 +15,8 @@ import numpy as np
 
 from runtime.atomic import write_json_atomic
 
+from .models import DATASETS
+
 logger = logging.getLogger(__name__)
 
 
@@ -33,13 +35,12 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {
     "crowdpose": Protocol(
         "xtcocotools", "keypoints_crowd",
-        tuple(s / 10 for s in (.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89, .79, .79)),
+        DATASETS["crowdpose"].oks_sigmas,
         ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP easy", "AP medium", "AP hard"),
         use_area=False, headline=("AP", "AP50", "AP75", "AR", "AP easy", "AP medium", "AP hard")),
     "coco": Protocol(
         "pycocotools", "keypoints",
-        tuple(s / 10 for s in (.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07,
-                               .87, .87, .89, .89)),
+        DATASETS["coco"].oks_sigmas,
         ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"),
         use_area=True, headline=("AP", "AP50", "AP75", "APm", "APl", "AR")),
 }

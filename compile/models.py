@@ -14,13 +14,15 @@ STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class Dataset:
-    """Keypoint definition of a dataset: names, flip permutation, skeleton, grouping order."""
+    """Keypoint definition of a dataset: names, flip permutation, skeleton, grouping order,
+    the OKS sigmas of its metric (also what the runtime's tracker matches people by)."""
 
     name: str
     keypoints: tuple[str, ...]
     flip_index: tuple[int, ...]
     skeleton: tuple[tuple[int, int], ...]  # 0-based joint index pairs, for drawing
     joint_order: tuple[int, ...]  # order in which grouping visits the joints
+    oks_sigmas: tuple[float, ...]  # per joint, as the dataset's COCOeval uses them
 
     @property
     def num_joints(self) -> int:
@@ -43,6 +45,8 @@ DATASETS: dict[str, Dataset] = {
             (1, 3), (3, 5), (6, 8), (8, 10), (7, 9), (9, 11),
         ),
         joint_order=_COCO_ORDER[:14],
+        oks_sigmas=tuple(s / 10 for s in (.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89,
+                                          .89, .79, .79)),
     ),
     "coco": Dataset(
         name="coco",
@@ -57,6 +61,8 @@ DATASETS: dict[str, Dataset] = {
             (11, 12), (5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16),
         ),
         joint_order=_COCO_ORDER,
+        oks_sigmas=tuple(s / 10 for s in (.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62,
+                                          1.07, 1.07, .87, .87, .89, .89)),
     ),
 }
 

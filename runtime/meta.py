@@ -181,6 +181,7 @@ class ArtifactMeta:
     library_sha256: str | None = None  # checked before loading or uploading (None: older builds)
     network: str = "main"  # the bare network: image in, the two outputs out
     merges: tuple[MergeSpec, ...] = ()  # none in schema 2: the runtime merges on the CPU
+    oks_sigmas: tuple[float, ...] = ()  # per joint, for tracking (empty: built by an older kit)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -234,6 +235,9 @@ class ArtifactMeta:
              f"channels (2J, J) = ({2 * j}, {j}), got {[o.shape[1] for o in self.outputs]}"),
             ("flip_index", sorted(self.flip_index) == list(range(j)), f"a permutation of {j} joints"),
             ("joint_order", sorted(self.joint_order) == list(range(j)), f"a permutation of {j} joints"),
+            ("oks_sigmas", not self.oks_sigmas or (len(self.oks_sigmas) == j and all(
+                isinstance(s, (int, float)) and s > 0 for s in self.oks_sigmas)),
+             f"{j} positive numbers (or absent), got {list(self.oks_sigmas)}"),
             ("target.arch", self.target.arch in ELF_MACHINES,
              f"one of {', '.join(ELF_MACHINES)}, got {self.target.arch!r}"),
             ("target.device", self.target.device in DEVICES,

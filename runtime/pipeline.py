@@ -3,6 +3,7 @@ library, the merge of the heads), decode (group, map back); and the per-stage ti
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ import numpy as np
 from .artifact import Artifact, Maps
 from .postprocess import DecodeConfig, group_people, merge_outputs
 from .preprocess import Letterbox, preprocess
+from .smoothing import KeypointSmoother
+from .tracking import Tracker
 
 
 @dataclass
@@ -22,6 +25,7 @@ class Prediction:
     scores: np.ndarray  # (P,) float32
     box: Letterbox
     raw: dict | None = None  # input and outputs, kept for --save-raw
+    track_ids: np.ndarray | None = None  # (P,) int64 with tracking (-1: no track), else None
 
 
 @dataclass
@@ -106,9 +110,11 @@ class Pipeline:
     own on the post thread, which then leaves the inference thread the network alone.
     """
 
-    def __init__(self, artifact: Artifact, config: DecodeConfig):
+    def __init__(self, artifact: Artifact, config: DecodeConfig, tracker: Tracker | None = None,
+                 smoother: KeypointSmoother | None = None):
         self.artifact = artifact
         self.config = config
+        self.tracker, self.smoother = tracker, smoother  # stateful: frames in order, one source
         meta = artifact.meta
         self.input_hw = meta.input_hw
         self.input = meta.input
@@ -165,3 +171,22 @@ class Pipeline:
             out0, out1 = inference.raw
             raw = {"input": x, "output0": out0, "output1": out1}
         return Prediction(people, scores, box, raw)
+
+    def track(self, pred: Prediction | None) -> Prediction | None:
+        """Give the next frame's people their track ids (and smoothed joints with a smoother);
+        frames must come in order, ``None`` for one that could not be read. Without a tracker
+        ``pred`` is returned as it is."""
+        if self.tracker is None:
+            return pred
+        j = len(self.tracker.sigmas)
+        kp = pred.people[:, :, :3] if pred is not None else np.zeros((0, j, 3), np.float32)
+        ids = self.tracker.update(kp)
+        if self.smoother is not None:
+            smoothed = self.smoother(ids, kp, self.tracker.config.joint_threshold)
+        if pred is None:
+            return None
+        people = pred.people
+        if self.smoother is not None:
+            people = people.copy()
+            people[:, :, :2] = smoothed[:, :, :2]
+        return dataclasses.replace(pred, people=people, track_ids=ids)

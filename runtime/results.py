@@ -12,10 +12,13 @@ from .atomic import write_bytes_atomic
 AA_MAX_PEOPLE = 16  # anti-aliased, 2-pixel links up to this many people; crowds: plain thin lines
 COLORS = [(255, 128, 0), (0, 200, 255), (80, 220, 80), (220, 60, 220), (60, 60, 255),
           (255, 220, 60), (160, 100, 255), (0, 160, 120)]
+NO_TRACK_COLOR = (160, 160, 160)
 
 
-def coco_results(people: np.ndarray, scores: np.ndarray, image_id: int) -> list[dict]:
-    """COCO keypoint results for one image; people (P, J, 3 + L) in image pixels.
+def coco_results(people: np.ndarray, scores: np.ndarray, image_id: int,
+                 track_ids: np.ndarray | None = None) -> list[dict]:
+    """COCO keypoint results for one image; people (P, J, 3 + L) in image pixels, with a
+    ``track_id`` each when ``track_ids`` (P,) is given (an extra field COCO tools ignore).
 
     The ``bbox`` spans the detected joints (score > 0) only: an absent joint has score 0 and
     coordinates that were mapped from the map origin, somewhere outside the person.
@@ -26,15 +29,23 @@ def coco_results(people: np.ndarray, scores: np.ndarray, image_id: int) -> list[
     any_seen = seen.any(axis=1)  # (P, 1); a person without any joint gets an empty box at 0
     lo = np.where(any_seen, np.where(seen, xy, np.inf).min(axis=1), 0.0)
     hi = np.where(any_seen, np.where(seen, xy, -np.inf).max(axis=1), 0.0)
-    return [{"image_id": image_id, "category_id": 1, "keypoints": kp, "score": float(score),
-             "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]}
-            for kp, score, (x0, y0), (x1, y1) in zip(keypoints, scores.tolist(), lo, hi, strict=True)]
+    results = [{"image_id": image_id, "category_id": 1, "keypoints": kp, "score": float(score),
+                "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]}
+               for kp, score, (x0, y0), (x1, y1) in zip(keypoints, scores.tolist(), lo, hi,
+                                                        strict=True)]
+    if track_ids is not None:
+        for result, track in zip(results, track_ids.tolist(), strict=True):
+            result["track_id"] = track
+    return results
 
 
 def draw_people(image: np.ndarray, people: np.ndarray, skeleton: list[list[int]],
-                banner: str | None = None) -> np.ndarray:
+                banner: str | None = None, track_ids: np.ndarray | None = None,
+                show_ids: bool = False) -> np.ndarray:
     """Draw joints (val > 0) and skeleton links (both ends > 0) on a copy of a BGR image.
 
+    A person's colour follows its track id when ``track_ids`` (P,) is given (grey: no track),
+    else its position in the list; ``show_ids`` writes each track id above its person.
     All links of one colour are one ``cv2.polylines`` call (two-point polylines), and so are
     all joints of one colour (zero-length polylines with round caps): a few calls per frame
     whatever the number of people. Crowds (more than ``AA_MAX_PEOPLE``) skip anti-aliasing,
@@ -46,24 +57,34 @@ def draw_people(image: np.ndarray, people: np.ndarray, skeleton: list[list[int]]
     line = cv2.LINE_8 if crowd else cv2.LINE_AA
     width = 1 if crowd else 2  # a thick line is a filled polygon per segment: 5x a thin one
     radius = max(2, round(min(image.shape[:2]) / 200))
+    palette = np.asarray([*COLORS, NO_TRACK_COLOR], np.uint8)
     if len(people):
         pts = np.rint(people[:, :, :2]).astype(np.int32)  # (P, J, 2)
         visible = people[:, :, 2] > 0
+        shade = (np.arange(len(people)) % len(COLORS) if track_ids is None
+                 else np.where(track_ids >= 0, track_ids % len(COLORS), len(COLORS)))
         links = np.asarray(skeleton, np.int64).reshape(-1, 2)
         both = visible[:, links[:, 0]] & visible[:, links[:, 1]]  # (P, L)
         segs = np.stack([pts[:, links[:, 0]], pts[:, links[:, 1]]], axis=2)  # (P, L, 2, 2)
-        for c, color in enumerate(COLORS[:len(people)]):
-            mine = segs[c::len(COLORS)][both[c::len(COLORS)]]
+        for c in np.unique(shade).tolist():
+            color, sel = tuple(int(v) for v in palette[c]), shade == c
+            mine = segs[sel][both[sel]]
             if len(mine):
                 cv2.polylines(canvas, list(mine), False, color, width, line)
             if not crowd:
-                dots = pts[c::len(COLORS)][visible[c::len(COLORS)]][:, None, :]
+                dots = pts[sel][visible[sel]][:, None, :]
                 if len(dots):
                     cv2.polylines(canvas, list(np.concatenate([dots, dots], axis=1)), False,
                                   color, 2 * radius, line)
         if crowd:  # joints on top of every link
             person = np.broadcast_to(np.arange(len(people))[:, None], visible.shape)[visible]
-            stamp_discs(canvas, pts[visible], radius, np.asarray(COLORS, np.uint8)[person % len(COLORS)])
+            stamp_discs(canvas, pts[visible], radius, palette[shade[person]])
+        if show_ids and track_ids is not None:
+            for p in np.nonzero((track_ids >= 0) & visible.any(axis=1))[0].tolist():
+                x, y = pts[p][visible[p]].min(axis=0)
+                cv2.putText(canvas, str(int(track_ids[p])), (int(x), max(12, int(y) - 6)),
+                            cv2.FONT_HERSHEY_SIMPLEX, 0.5, tuple(int(v) for v in palette[shade[p]]),
+                            1, cv2.LINE_AA)
     if banner:
         cv2.putText(canvas, banner, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 255), 2,
                     cv2.LINE_AA)

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Run a compiled LitePose artifact on images, folders, videos or a camera.
+"""Run a compiled LitePose artifact on images, folders, videos, cameras or streams.
 
     python runtime/run.py --model build/xs-host --input photo.jpg --output out/
+    python runtime/run.py --model build/xs-host --input walk.mp4 --output out/ --smooth
+
+A command line over ``runtime.PoseEstimator`` (runtime/api.py).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from contextlib import contextmanager
 from runtime import __version__
 from runtime.artifact import CORE_MODES
 from runtime.postprocess import DecodeConfig
+from runtime.smoothing import OneEuroConfig
+from runtime.tracking import TrackerConfig
 
 logger = logging.getLogger("runtime.run")
 RANDOM_BANNER = "RANDOM WEIGHTS - detections are meaningless"
@@ -72,11 +77,56 @@ def positive_int(text: str) -> int:
     return value
 
 
+def unit_float(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
+
+
+def _tracking_args(p: argparse.ArgumentParser) -> None:
+    track, euro = TrackerConfig(), OneEuroConfig()
+    g = p.add_argument_group("tracking (videos, cameras, streams)")
+    g.add_argument("--track", action=argparse.BooleanOptionalAction, default=None,
+                   help="give each person a track_id kept across frames (default: on for "
+                   "videos, cameras and streams, off for images and folders)")
+    g.add_argument("--track-threshold", type=unit_float, default=track.oks_threshold,
+                   metavar="OKS", help="least OKS to continue a track (default %(default)s)")
+    g.add_argument("--track-buffer", type=positive_int, default=track.buffer, metavar="FRAMES",
+                   help="frames a lost track waits to be found again (default %(default)s)")
+    g.add_argument("--track-min-joints", type=positive_int, default=track.min_joints,
+                   metavar="N", help="joints a person needs to start a track (default %(default)s)")
+    g.add_argument("--smooth", action="store_true",
+                   help="One-Euro filter each tracked joint (less jitter, a little lag)")
+    g.add_argument("--smooth-min-cutoff", type=positive_float, default=euro.min_cutoff,
+                   metavar="HZ", help="cutoff of a still joint: lower, smoother (default %(default)s)")
+    g.add_argument("--smooth-beta", type=float, default=euro.beta, metavar="B",
+                   help="cutoff rise per pixel/s of speed: higher, less lag (default %(default)s)")
+    g.add_argument("--show-ids", action="store_true", help="write track ids on rendered frames")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="runtime/run.py", description=__doc__.strip().splitlines()[0])
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--model", required=True, help="artifact folder (model.so + metadata.json)")
-    p.add_argument("--input", required=True, help="image, folder of images, video, or camera index")
+    p.add_argument("--input", required=True,
+                   help="image, folder of images, video, camera (index or /dev/videoN), or "
+                   "stream (rtsp://, http(s)://, ... URL or a GStreamer pipeline)")
     p.add_argument("--output", required=True, type=Path, help="folder for results")
     p.add_argument("--flip", action="store_true", help="flip test: average with the mirrored image")
     p.add_argument("--fast", action="store_true",
@@ -110,7 +160,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true")
-    return p.parse_args(argv)
+    _tracking_args(p)
+    args = p.parse_args(argv)
+    if args.smooth and args.track is False:
+        p.error("--smooth filters tracked people: it cannot go with --no-track")
+    if args.smooth_beta < 0:
+        p.error(f"argument --smooth-beta: expected a number >= 0, got {args.smooth_beta}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,42 +185,61 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from runtime.artifact import Artifact, check_threads, configure_helper_thread, configure_threads
-    from runtime.atomic import check_writable_dir, write_json_atomic
-    from runtime.pipeline import Pipeline
-    from runtime.placement import plan
+def _open(args: argparse.Namespace):
+    """The estimator and the source, checked before a frame runs (the output folder first)."""
+    from runtime.api import PoseEstimator
+    from runtime.atomic import check_writable_dir
     from runtime.sources import open_source
-    from runtime.stages import Runner, StageError
+
+    check_writable_dir(args.output)  # before the artifact is loaded and a frame is run
+    tracking = TrackerConfig(oks_threshold=args.track_threshold, buffer=args.track_buffer,
+                             min_joints=args.track_min_joints)
+    smoothing = (OneEuroConfig(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta)
+                 if args.smooth else None)
+    est = PoseEstimator(args.model, flip=args.flip, fast=args.fast, adjust=not args.no_adjust,
+                        refine=not args.no_refine, detection_threshold=args.detection_threshold,
+                        tag_threshold=args.tag_threshold, max_people=args.max_people,
+                        threads=args.threads, cores=args.cores, tracking=tracking,
+                        smoothing=smoothing)
+    source = open_source(args.input, args.max_frames)
+    track = args.track if args.track is not None else source.video_like
+    if track and not est.meta.oks_sigmas:
+        if args.track:
+            raise ValueError(f"{args.model} records no OKS sigmas (built by an older kit): "
+                             "rebuild it with 'python -m compile build' to track people")
+        logger.warning("%s records no OKS sigmas (an older build): tracking is off; rebuild "
+                       "it to track people", args.model)
+        track = False
+    return est, source, track
+
+
+def _run(args: argparse.Namespace) -> int:
+    from runtime.artifact import configure_helper_thread
+    from runtime.placement import plan
+    from runtime.stages import StageError
     from runtime.writer import Writer
 
     try:
-        check_threads(args.threads, args.cores)  # applied by the thread that runs the VM
-        check_writable_dir(args.output)  # before the artifact is loaded and a frame is run
-        artifact = Artifact(args.model)
-        source = open_source(args.input, args.max_frames)
+        est, source, track = _open(args)
     except (ValueError, OSError, RuntimeError) as err:  # RuntimeError: no OpenCL runtime / device
         print(f"error: {err}", file=sys.stderr)
         return 2
-    meta = artifact.meta
+    meta = est.meta
     banner = RANDOM_BANNER if meta.weights.random else None
     print(f"model  {meta.describe()}")
     if banner:
         print(f"WARNING: {RANDOM_BANNER}: the artifact was built without a checkpoint")
-    config = DecodeConfig(flip=args.flip, fast=args.fast, adjust=not args.no_adjust,
-                          refine=not args.no_refine, detection_threshold=args.detection_threshold,
-                          tag_threshold=args.tag_threshold, max_people=args.max_people)
     pipelined = args.pipeline if args.pipeline is not None else source.kind != "image"
     placement = plan(args.cores, args.threads) if pipelined else None
     workers = (args.post_workers or placement.post_workers) if pipelined else 1
     print(f"stages {'pipelined' if pipelined else 'serial'}"
-          + (f"; {placement.description}; {workers} post worker(s)" if placement else ""))
+          + (f"; {placement.description}; {workers} post worker(s)" if placement else "")
+          + (f"; tracking{' + One-Euro smoothing' if args.smooth else ''}" if track else ""))
     writer = Writer(args.output, source, meta.skeleton, banner, render=not args.no_render,
-                    save_raw=args.save_raw, progress=not args.quiet)
-    runner = Runner(Pipeline(artifact, config), source, writer, keep_raw=args.save_raw,
-                    placement=placement, post_workers=workers,
-                    setup_infer=lambda: configure_threads(args.threads, args.cores),
-                    setup_post=configure_helper_thread)
+                    save_raw=args.save_raw, progress=not args.quiet, show_ids=args.show_ids)
+    runner = est.runner(source, writer, track=track, keep_raw=args.save_raw,
+                        placement=placement, post_workers=workers,
+                        setup_post=configure_helper_thread)
     status = 0
     try:
         runner.run_pipelined() if pipelined else runner.run_serial()
@@ -178,8 +253,15 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         with signals_deferred():
             writer.close()
-    stats = runner.stats
-    print(f"people {writer.people} in {stats.frames} frames -> {writer.json_path} "
+    _report(args, writer, runner.stats, pipelined, banner)
+    return status or (1 if writer.failures else 0)
+
+
+def _report(args, writer, stats, pipelined: bool, banner: str | None) -> None:
+    from runtime.atomic import write_json_atomic
+
+    tracks = f", {writer.tracks} tracks" if writer.tracks else ""
+    print(f"people {writer.people} in {stats.frames} frames{tracks} -> {writer.json_path} "
           f"(per frame: {writer.jsonl_path.name})")
     print("timing " + stats.table())
     if args.stats:
@@ -191,8 +273,6 @@ def _run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         for failure in writer.failures:
             print(f"  {failure}", file=sys.stderr)
-        status = status or 1
-    return status
 
 
 if __name__ == "__main__":

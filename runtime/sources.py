@@ -1,9 +1,12 @@
-"""Frame sources: one image, a folder of images (sorted), a video file, or a camera index."""
+"""Frame sources: one image, a folder of images (sorted), a video file, a camera (an index or
+``/dev/videoN``), or a network stream / GStreamer pipeline (whatever ``cv2.VideoCapture``
+opens: ``rtsp://``, ``http(s)://`` ...)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +17,10 @@ logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+LIVE_KINDS = ("camera", "stream")  # no end known; a slow consumer drops the oldest frame
+STREAM_TIMEOUT_MS = 10_000  # opening, and each read, of a network stream
+_CAMERA_DEVICE = re.compile(r"/dev/video\d+")
 
 
 @dataclass
@@ -30,11 +37,21 @@ class Frame:
 class Source:
     """What to read and how many frames are expected (None: unknown, e.g. a camera)."""
 
-    kind: str  # "image", "folder", "video" or "camera"
+    kind: str  # "image", "folder", "video", "camera" or "stream"
     frames: Iterator[Frame]
     total: int | None
     name: str = "input"  # stem used for outputs that cover the whole source (a video)
     fps: float = 30.0
+
+    @property
+    def live(self) -> bool:
+        """A camera or stream: frames come at their own pace and have no known end."""
+        return self.kind in LIVE_KINDS
+
+    @property
+    def video_like(self) -> bool:
+        """Frames of one scene in time order (a video, camera or stream): worth tracking."""
+        return self.kind == "video" or self.live
 
 
 def image_id_for(path: Path, index: int) -> int:
@@ -69,10 +86,11 @@ def _jpeg_complete(data: np.ndarray) -> bool:
     return tail.endswith(b"\xff\xd9")
 
 
-def _video_frames(cap: cv2.VideoCapture, stem: str, limit: int | None,
-                  expected: int | None = None, where: str = "") -> Iterator[Frame]:
-    """Frames of an open capture; when the stream ends more than a frame's rounding short of
-    ``expected`` (what the container says it holds), one last Frame carries the error."""
+def _video_frames(cap, stem: str, limit: int | None, expected: int | None = None,
+                  where: str = "", live: bool = False) -> Iterator[Frame]:
+    """Frames of an open capture; when a file ends more than a frame's rounding short of
+    ``expected`` (what the container says it holds), or a ``live`` stream stops before
+    ``limit``, one last Frame carries the error."""
     index = 0
     try:
         while limit is None or index < limit:
@@ -82,6 +100,10 @@ def _video_frames(cap: cv2.VideoCapture, stem: str, limit: int | None,
                     yield Frame(f"{stem}_{index:06d}", index, None,
                                 f"video {where} ended after {index} of its {expected} frames "
                                 "(truncated or corrupt)")
+                elif live:
+                    yield Frame(f"{stem}_{index:06d}", index, None,
+                                f"stream {where} stopped after {index} frames (no frame within "
+                                f"{STREAM_TIMEOUT_MS / 1000:.0f} s, or the sender closed it)")
                 break
             yield Frame(f"{stem}_{index:06d}", index, image)
             index += 1
@@ -89,14 +111,54 @@ def _video_frames(cap: cv2.VideoCapture, stem: str, limit: int | None,
         cap.release()
 
 
-def open_source(spec: str, max_frames: int | None = None) -> Source:
-    """Open ``spec``: an image file, a folder, a video file or a camera index ("0")."""
-    if spec.isdigit():
-        cap = cv2.VideoCapture(int(spec))
+def is_stream(spec: str) -> bool:
+    """A URL OpenCV's FFmpeg backend reads (``rtsp://host/...``) or a GStreamer pipeline."""
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
+    return scheme in STREAM_SCHEMES or " ! " in spec
+
+
+def open_capture(spec: str):
+    """``cv2.VideoCapture`` for a stream: GStreamer for a pipeline, else FFmpeg with open
+    and read timeouts (a dead host then fails within ``STREAM_TIMEOUT_MS``, not never)."""
+    if " ! " in spec:
+        return cv2.VideoCapture(spec, cv2.CAP_GSTREAMER)
+    return cv2.VideoCapture(spec, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                                                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+
+
+def _stream_name(spec: str) -> str:
+    """A file stem for a stream's outputs: ``rtsp://cam.local:554/live`` -> ``cam.local_live``."""
+    rest = spec.split("://", 1)[-1].split("?", 1)[0].split("@")[-1]
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", re.sub(r":\d+", "", rest)).strip("_")[:60] or "stream"
+
+
+def _sane_fps(fps: float) -> float:
+    """The capture's frame rate, 30 where it reports none or nonsense (RTSP often says 90000)."""
+    return fps if 1.0 <= fps <= 240.0 else 30.0
+
+
+def open_source(spec: str, max_frames: int | None = None,
+                capture: Callable[[str], object] | None = None) -> Source:
+    """Open ``spec``: an image file, a folder, a video file, a camera (index or
+    ``/dev/videoN``) or a stream; ``capture(spec)`` opens streams (default
+    :func:`open_capture`), returning a ``cv2.VideoCapture``-like object (``isOpened``,
+    ``read``, ``get``, ``release``)."""
+    if spec.isdigit() or _CAMERA_DEVICE.fullmatch(spec):
+        cap = cv2.VideoCapture(int(spec) if spec.isdigit() else spec)
         if not cap.isOpened():
             raise ValueError(f"cannot open camera {spec}")
-        return Source("camera", _video_frames(cap, f"camera{spec}", max_frames), None,
-                      f"camera{spec}")
+        name = f"camera{spec}" if spec.isdigit() else spec.rsplit("/", 1)[-1]
+        return Source("camera", _video_frames(cap, name, max_frames), None, name)
+    if is_stream(spec):
+        cap = (capture or open_capture)(spec)
+        if not cap.isOpened():
+            hint = ("this OpenCV build has no GStreamer support" if " ! " in spec
+                    and re.search(r"GStreamer:\s+NO", cv2.getBuildInformation())
+                    else f"unreachable, refused, or no video within {STREAM_TIMEOUT_MS / 1000:.0f} s")
+            raise ValueError(f"cannot open stream {spec!r}: {hint}")
+        name = _stream_name(spec)
+        return Source("stream", _video_frames(cap, name, max_frames, where=spec, live=True), None,
+                      name, _sane_fps(cap.get(cv2.CAP_PROP_FPS)))
     path = Path(spec)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -106,7 +168,8 @@ def open_source(spec: str, max_frames: int | None = None) -> Source:
         return Source("folder", (read_image(p, i) for i, p in enumerate(files)), len(files),
                       path.name)
     if not path.exists():
-        raise ValueError(f"input {spec!r} is neither a file, a folder nor a camera index")
+        raise ValueError(f"input {spec!r} is neither a file, a folder, a camera (index or "
+                         f"/dev/videoN) nor a stream URL ({', '.join(STREAM_SCHEMES)})")
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         cap = cv2.VideoCapture(str(path))

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -67,6 +68,33 @@ def interrupt_of(err: BaseException | None) -> KeyboardInterrupt | None:
     return None
 
 
+class Turns:
+    """Lets post workers run one step strictly in frame order: ``turn(n)`` waits until the
+    steps of turns 0 .. n-1 are done (``None``: the caller is the only thread, no wait)."""
+
+    def __init__(self, stop: threading.Event):
+        self._next = 0
+        self._cond = threading.Condition()
+        self._stop = stop
+
+    @contextmanager
+    def turn(self, n: int | None):
+        if n is None:
+            yield
+            return
+        with self._cond:
+            while self._next != n:
+                if self._stop.is_set():
+                    raise RuntimeError("stopped while waiting for the frames before it")
+                self._cond.wait(POLL)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._next = n + 1
+                self._cond.notify_all()
+
+
 class Sink(Protocol):
     """Where finished frames go (``runtime.writer.Writer``): ``render`` may run on several
     threads at once, ``emit`` runs on one, in frame order, and says whether to go on."""
@@ -94,6 +122,7 @@ class Runner:
         self._halt = threading.Event()  # the source stops producing (a later stage failed)
         self._stop = threading.Event()  # every stage stops now (post failed, Ctrl-C, the end)
         self._error: StageError | None = None
+        self._turns = Turns(self._stop)
 
     # --- the stages' work, shared by both runs -------------------------------------------------
     def _source_step(self, frames) -> Job | None:
@@ -115,20 +144,30 @@ class Runner:
             job.inference = self.pipeline.infer(job.x, self.keep_raw)
             self.stats.add("infer", time.perf_counter() - t0)
 
-    def _post_work(self, job: Job):
-        """Group and render one frame (may run on several post workers at once)."""
-        if job.inference is None:
-            return self.sink.render(job.frame, None)
-        t0 = time.perf_counter()
-        if self.pipeline.merge_on_post:
-            job.inference = self.pipeline.merge(job.inference)
-            self.stats.add("merge", time.perf_counter() - t0)
-            t0 = time.perf_counter()
-        pred = self.pipeline.decode(job.inference, job.box, job.x if self.keep_raw else None)
+    def _post_work(self, job: Job, turn: int | None = None):
+        """Group, track and render one frame. Several post workers may run this at once; the
+        tracking of the ``turn``-th frame then waits until the frames before it are tracked."""
+        pred = None
+        try:
+            if job.inference is not None:
+                t0 = time.perf_counter()
+                if self.pipeline.merge_on_post:
+                    job.inference = self.pipeline.merge(job.inference)
+                    self.stats.add("merge", time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                pred = self.pipeline.decode(job.inference, job.box,
+                                            job.x if self.keep_raw else None)
+                self.stats.add("group", time.perf_counter() - t0)
+        finally:  # a failed frame still takes its turn: the frames after it must not wait
+            if self.pipeline.tracker is not None:
+                with self._turns.turn(turn):
+                    t0 = time.perf_counter()
+                    pred = self.pipeline.track(pred)
+                    self.stats.add("track", time.perf_counter() - t0)
         t1 = time.perf_counter()
         rendered = self.sink.render(job.frame, pred)
-        self.stats.add("group", t1 - t0)
-        self.stats.add("render", time.perf_counter() - t1)
+        if pred is not None:
+            self.stats.add("render", time.perf_counter() - t1)
         return rendered
 
     def _emit(self, job: Job, rendered) -> bool:
@@ -224,7 +263,7 @@ class Runner:
     def _source_thread(self, out: queue.Queue) -> None:
         pin_current_thread(self.placement.other)
         frames = iter(self.source.frames)
-        drop = self.source.kind == "camera"
+        drop = self.source.live
         while not self._halt.is_set():
             job = self._source_step(frames)
             if not self._put(out, _DONE if job is None else job, "source", drop, self._halt):
@@ -245,14 +284,15 @@ class Runner:
         """The post stage on ``post_workers`` threads: frames are grouped and rendered
         concurrently and emitted in frame order as soon as the oldest one is done."""
         pending: deque = deque()  # (job, future) in frame order
-        source_done = False
+        source_done, submitted = False, 0
         while not source_done or pending:
             if not source_done and len(pending) < self.post_workers:
                 job = self._get(q_inf, "post")
                 if job is _DONE:
                     source_done = True
                 else:
-                    pending.append((job, pool.submit(self._post_work, job)))
+                    pending.append((job, pool.submit(self._post_work, job, submitted)))
+                    submitted += 1
                     if not pending[0][1].done():
                         continue
             job, future = pending.popleft()

@@ -57,6 +57,7 @@ class Rendered:
     canvas: np.ndarray | None = None
     raw: dict | None = None
     error: str | None = None
+    track_ids: tuple[int, ...] = ()
 
 
 class VideoEncoder:
@@ -95,7 +96,8 @@ class VideoEncoder:
 def frame_line(frame: Frame, pred: Prediction | None, error: str | None = None) -> tuple[bytes, int]:
     """The JSON line of one frame and its number of people: ``{"frame", "image_id", "people":
     [COCO results]}``, plus ``"error"`` for an unreadable frame."""
-    results = [] if pred is None else coco_results(pred.people, pred.scores, frame.image_id)
+    results = ([] if pred is None
+               else coco_results(pred.people, pred.scores, frame.image_id, pred.track_ids))
     record = {"frame": frame.name, "image_id": frame.image_id, "people": results}
     if error is not None:
         record["error"] = error
@@ -106,17 +108,19 @@ class Writer:
     """Renders and emits frames; ``close`` finishes the JSON and the video."""
 
     def __init__(self, output: Path, source: Source, skeleton, banner: str | None,
-                 render: bool = True, save_raw: bool = False, progress: bool = True):
+                 render: bool = True, save_raw: bool = False, progress: bool = True,
+                 show_ids: bool = False):
         self.output, self.source, self.skeleton, self.banner = output, source, skeleton, banner
-        self.render_frames, self.save_raw = render, save_raw
+        self.render_frames, self.save_raw, self.show_ids = render, save_raw, show_ids
         self.people = 0
         self.frames = 0
+        self.track_ids: set[int] = set()  # every track id written (-1, no track, aside)
         self.failures: list[str] = []
         self.json_path = output / JSON_NAME
         self.jsonl_path = output / JSONL_NAME
         self.progress = tqdm(total=source.total, unit="frame", leave=False,
                              disable=not (progress and source.kind in ("folder", "video")))
-        self.window = render and source.kind == "camera" and display_available()
+        self.window = render and source.live and display_available()
         self._video: VideoEncoder | None = None
         self._files = ExitStack()  # the video's temporary file until close()
         self.video_path = output / f"{source.name}_pose.mp4"
@@ -128,15 +132,21 @@ class Writer:
         self._jsonl = os.open(self.jsonl_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
                               0o666)
 
+    @property
+    def tracks(self) -> int:
+        return len(self.track_ids)
+
     def render(self, frame: Frame, pred: Prediction | None) -> Rendered:
         """Draw and format one frame (thread-safe; ``pred`` None: the frame was unreadable)."""
         if pred is None:
             line, _ = frame_line(frame, None, str(frame.error))
             return Rendered(line, 0, error=str(frame.error))
         line, people = frame_line(frame, pred)
-        canvas = (draw_people(frame.image, pred.people, self.skeleton, self.banner)
+        canvas = (draw_people(frame.image, pred.people, self.skeleton, self.banner,
+                              pred.track_ids, self.show_ids)
                   if self.render_frames else None)
-        return Rendered(line, people, canvas, pred.raw)
+        tracks = () if pred.track_ids is None else tuple(pred.track_ids.tolist())
+        return Rendered(line, people, canvas, pred.raw, track_ids=tracks)
 
     def emit(self, frame: Frame, done: Rendered) -> bool:
         """Write one rendered frame, in frame order; False when the user asked to stop."""
@@ -145,6 +155,7 @@ class Writer:
             data = data[os.write(self._jsonl, data):]
         self.frames += 1
         self.people += done.people
+        self.track_ids.update(t for t in done.track_ids if t >= 0)
         keep_going = True
         if done.error is not None:
             self.failures.append(done.error)

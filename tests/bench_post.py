@@ -1,5 +1,6 @@
-"""Post-processing benchmark: Numba kernels vs the slow reference (clean and crowded maps), and
-run.py (serial and pipelined) vs inference alone, each in its own process.
+"""Post-processing benchmark: Numba kernels vs the slow reference (clean and crowded maps), the
+tracker and smoother per frame, and run.py (serial and pipelined, tracking on: a video) vs
+inference alone, each in its own process.
 
     python -m tests.bench_post [--artifact build/xs-host] [--repeats 5] [--threads 1 2]
 
@@ -56,6 +57,36 @@ def bench_kernels(repeats: int) -> None:
     for kw, label in ((dict(), "crowded"), (dict(net_like=True), "crowded net-like")):
         hm, tg = crowded_maps(rng, 30, 14, 256, tag_dim=2, **kw)
         print(_row(f"{label} 256^2, 30 people, L=2", hm, tg, repeats))
+
+
+def bench_tracking(repeats: int) -> None:
+    """Tracker (and One-Euro) milliseconds per frame for crowds drifting across a 640x480
+    frame, measured after 10 frames of warm-up, median over 50 frames x ``repeats``."""
+    from compile.models import DATASETS
+    from runtime.smoothing import KeypointSmoother
+    from runtime.tracking import Tracker
+
+    print("\ntracking per frame, CrowdPose sigmas, people drifting 3 px/frame with 1 px jitter")
+    print(f"{'people':>8} {'tracks':>7} {'tracker ms':>11} {'+ smoother ms':>14}")
+    for n in (5, 30, 100, 150):
+        rng = np.random.default_rng(n)
+        base = rng.uniform(0, [640, 480], (n, 1, 2)) + rng.normal(0, 25, (n, 14, 2))
+        score = rng.uniform(0.1, 1, (n, 14, 1))
+        frames = [np.concatenate([base + 3 * f + rng.normal(0, 1, base.shape), score], axis=2)
+                  .astype(np.float32)[rng.permutation(n)] for f in range(60)]
+        t_track, t_smooth = [], []
+        for _ in range(repeats):
+            tracker, smoother = Tracker(DATASETS["crowdpose"].oks_sigmas), KeypointSmoother(30.0)
+            for f, kp in enumerate(frames):
+                t0 = time.perf_counter()
+                ids = tracker.update(kp)
+                t1 = time.perf_counter()
+                smoother(ids, kp)
+                if f >= 10:
+                    t_track.append(t1 - t0)
+                    t_smooth.append(time.perf_counter() - t1)
+        print(f"{n:>8} {tracker.live:>7} {statistics.median(t_track) * 1e3:>11.2f} "
+              f"{statistics.median(t_smooth) * 1e3:>14.2f}")
 
 
 def make_video(path: Path, frames: int, size=(640, 480)) -> Path:
@@ -138,6 +169,7 @@ def main() -> None:
     args = p.parse_args()
     if not args.no_kernels:
         bench_kernels(args.repeats)
+        bench_tracking(args.repeats)
     if (args.artifact / "metadata.json").is_file():
         bench_end_to_end(args.artifact.resolve(), args.frames, args.threads, args.rounds)
     else:

@@ -179,6 +179,132 @@ class OracleEngine:
         return np.concatenate([heat4, tags4])[None], heat2[None]
 
 
+def oracle_meta(name: str, size: int = 128):
+    """Metadata of an artifact that the ``OracleEngine`` plays (``name``: the dataset)."""
+    from compile.models import get_dataset
+    from runtime.meta import ArtifactMeta, InputSpec, OutputSpec, TargetInfo, WeightsMeta
+
+    ds = get_dataset(name)
+    j = ds.num_joints
+    return ArtifactMeta(
+        model="xs", dataset=name, input=InputSpec((1, 3, size, size), (0.485, 0.456, 0.406),
+                                                  (0.229, 0.224, 0.225)),
+        outputs=(OutputSpec((1, 2 * j, size // 4, size // 4), 4),
+                 OutputSpec((1, j, size // 2, size // 2), 2)),
+        keypoints=ds.keypoints, flip_index=ds.flip_index, skeleton=ds.skeleton,
+        joint_order=ds.joint_order, target=TargetInfo("host", "x86_64", "cpu", "llvm", None),
+        weights=WeightsMeta("random", "00" * 32, None, 0), tuning=None, kit_version="0.1.0",
+        tvm_version="0.27.0", created="2026-12-01T00:00:00+00:00", oks_sigmas=ds.oks_sigmas)
+
+
+# A CrowdPose person standing, in units of its height, from the middle of the hips (y down):
+# shoulders, elbows, wrists, hips, knees, ankles (left, right), head, neck.
+_FIGURE = np.array([[.12, -.38], [-.12, -.38], [.17, -.2], [-.17, -.2], [.19, -.03], [-.19, -.03],
+                    [.08, 0], [-.08, 0], [.09, .23], [-.09, .23], [.1, .46], [-.1, .46],
+                    [0, -.55], [0, -.42]])
+
+
+def walkers(frames: int, size_hw: tuple[int, int] = (480, 640), height: float = 150.0,
+            noise: float = 0.0, drop: float = 0.0, seed: int = 0
+            ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Five CrowdPose people walking through ``frames`` frames, with their true identities.
+
+    Person 0 walks right and person 1 walks left, crossing in the middle of the clip; person
+    2 stands; person 3 walks down; person 4 walks right out of the picture around a third of
+    the way in and comes back (turned round) about 12 frames later. ``noise``: pixels of
+    Gaussian jitter per joint; ``drop``: the chance that a joint is missed.
+
+    Returns per frame the people (P, 14, 3) ``[x, y, v]`` in pixels (joints outside the image
+    have v = 0; people wholly outside are left out) and their identities (P,).
+    """
+    rng = np.random.default_rng(seed)
+    h, w = size_hw
+    t = np.arange(frames)
+    exit_at = frames // 3
+    back = exit_at + 12
+    x4 = np.where(t < back, 330 + 11 * t, 330 + 11 * back - 11 * (t - back))  # out and back
+    paths = [np.stack([60 + (w - 120) * t / (frames - 1), np.full(frames, 0.38 * h)], 1),
+             np.stack([w - 60 - (w - 120) * t / (frames - 1), np.full(frames, 0.42 * h)], 1),
+             np.stack([np.full(frames, 0.18 * w), 0.78 * h + 3 * np.sin(t / 5)], 1),
+             np.stack([np.full(frames, 0.82 * w), 0.45 * h + 0.3 * h * t / frames], 1),
+             np.stack([x4, np.full(frames, 0.8 * h)], 1)]
+    people, ids = [], []
+    for f in range(frames):
+        kept, who = [], []
+        for p, path in enumerate(paths):
+            xy = path[f] + height * _FIGURE
+            xy[[10, 11], 0] += height * 0.06 * np.sin(f / 3 + p) * np.array([1, -1])  # stride
+            xy = xy + rng.normal(0, noise, xy.shape) if noise else xy
+            v = ((xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h))
+            v &= rng.random(len(v)) >= drop
+            if v.sum() >= 1:
+                kept.append(np.concatenate([xy, v[:, None].astype(float)], axis=1))
+                who.append(p)
+        people.append(np.array(kept).reshape(-1, len(_FIGURE), 3))
+        ids.append(np.array(who, np.int64))
+    return people, ids
+
+
+def write_video(path, people: list[np.ndarray], size_hw: tuple[int, int] = (480, 640),
+                fps: float = 30.0, skeleton=None):
+    """An MJPG .avi of dark frames with each person's figure drawn (the oracle reads the
+    truth, not the picture; the picture is for a person looking at the output)."""
+    import cv2
+
+    h, w = size_hw
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for frame_people in people:
+        img = np.full((h, w, 3), 30, np.uint8)
+        for person in frame_people:
+            for x, y, v in person:
+                if v:
+                    cv2.circle(img, (int(x), int(y)), 3, (200, 200, 200), -1)
+        out.write(img)
+    out.release()
+    return path
+
+
+def id_switches(truth_ids: list[np.ndarray], truth: list[np.ndarray], results: list[list[dict]],
+                max_px: float = 20.0) -> tuple[int, dict[int, list[int]]]:
+    """Identity switches, as CLEAR-MOT counts them (IDSW): each true person is matched, frame
+    by frame, to an output person whose seen joints lie within ``max_px`` (the median
+    distance, so that a few joints grouped into the wrong person do not hide a match). A
+    correspondence of the frame before is kept while it is still within reach (a duplicate
+    detection of the same person is no switch); the rest are paired closest first. A switch
+    is a true person matched to another track id than the one it last had. Output people
+    without a track (id -1: too few joints to start one) are left out, as misses.
+
+    Returns the count and, per true person, the track ids it had in order (changes only).
+    """
+    switches, history = 0, {}
+    for ids, people, frame in zip(truth_ids, truth, results, strict=True):
+        out = [(np.array(r["keypoints"]).reshape(-1, 3), r.get("track_id")) for r in frame
+               if r.get("track_id") != -1]
+        near = {}
+        for a, person in enumerate(people):
+            for b, (kp, _) in enumerate(out):
+                both = (person[:, 2] > 0) & (kp[:, 2] > 0)
+                if both.any():
+                    d = np.median(np.linalg.norm(person[both, :2] - kp[both, :2], axis=1))
+                    if d < max_px:
+                        near[a, b] = d
+        kept = sorted((0 if history.get(int(ids[a]), [None])[-1] == out[b][1] else 1, d, a, b)
+                      for (a, b), d in near.items())
+        used_a, used_b = set(), set()
+        for _, _, a, b in kept:
+            if a in used_a or b in used_b:
+                continue
+            used_a.add(a)
+            used_b.add(b)
+            seq = history.setdefault(int(ids[a]), [])
+            track = out[b][1]
+            if seq and seq[-1] != track:
+                switches += 1
+            if not seq or seq[-1] != track:
+                seq.append(track)
+    return switches, history
+
+
 if __name__ == "__main__":  # python -m tests.synthetic DIR: a set to try `make eval` on
     import argparse
 

@@ -11,10 +11,8 @@ import pytest
 
 from compile.evaluate import EvalArgs, evaluate, reference_size
 from compile.metrics import PROTOCOLS, evaluate_files, evaluate_results, load_keypoint_set
-from compile.models import get_dataset
-from runtime.meta import ArtifactMeta, InputSpec, OutputSpec, TargetInfo, WeightsMeta
 from tests.conftest import run_cli
-from tests.synthetic import OracleEngine, keypoint_set
+from tests.synthetic import OracleEngine, keypoint_set, oracle_meta
 
 JOINTS = {"crowdpose": 14, "coco": 17}
 
@@ -118,20 +116,6 @@ def test_reference_size_is_valid_py_rounding():
     assert reference_size((640, 480), 256) == (384, 256)
     assert reference_size((300, 300), 256) == (256, 256)
     assert reference_size((333, 500), 448) == (448, 704)
-
-
-def oracle_meta(name: str, size: int = 128) -> ArtifactMeta:
-    ds = get_dataset(name)
-    j = ds.num_joints
-    return ArtifactMeta(
-        model="xs", dataset=name, input=InputSpec((1, 3, size, size), (0.485, 0.456, 0.406),
-                                                  (0.229, 0.224, 0.225)),
-        outputs=(OutputSpec((1, 2 * j, size // 4, size // 4), 4),
-                 OutputSpec((1, j, size // 2, size // 2), 2)),
-        keypoints=ds.keypoints, flip_index=ds.flip_index, skeleton=ds.skeleton,
-        joint_order=ds.joint_order, target=TargetInfo("host", "x86_64", "cpu", "llvm", None),
-        weights=WeightsMeta("random", "00" * 32, None, 0), tuning=None, kit_version="0.1.0",
-        tvm_version="0.27.0", created="2026-12-01T00:00:00+00:00")
 
 
 @pytest.mark.unit

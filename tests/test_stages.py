@@ -30,6 +30,7 @@ class FakePipeline:
     """Stands in for the TVM pipeline: ``infer`` and ``decode`` can be slowed down or fail."""
 
     can_merge_on_post = merge_on_post = False  # it merges nothing
+    tracker = None  # nor tracks
 
     def __init__(self, infer_s=0.0, decode_s=0.0, fail_at: tuple[str, int] | None = None):
         self.infer_s, self.decode_s, self.fail_at = infer_s, decode_s, fail_at
@@ -117,9 +118,10 @@ def test_a_failing_stage_stops_the_run_and_keeps_valid_partial_output(tmp_path, 
 
 
 @pytest.mark.unit
-def test_a_fast_camera_drops_the_oldest_frames_and_a_file_never_drops(tmp_path):
+@pytest.mark.parametrize("live", ["camera", "stream"])
+def test_a_fast_camera_drops_the_oldest_frames_and_a_file_never_drops(tmp_path, live):
     slow = FakePipeline(0.0, 0.02)
-    stats, results = run(slow, Source("camera", frames(40), None, "camera0"), tmp_path / "cam", True)
+    stats, results = run(slow, Source(live, frames(40), None, "camera0"), tmp_path / "cam", True)
     assert stats.dropped > 0 and stats.frames + stats.dropped == 40
     ids = [r["image_id"] for r in results]
     assert ids == sorted(ids) and ids[-1] == 39  # the newest frames survive, order kept

@@ -44,8 +44,8 @@ def slow_oks(a: np.ndarray, b: np.ndarray, sigmas, threshold: float, min_area: f
 
 def slow_greedy(sim: np.ndarray, threshold: float) -> np.ndarray:
     match = np.full(sim.shape[1], -1)
-    pairs = sorted(((-sim[t, p], t, p) for t in range(sim.shape[0]) for p in range(sim.shape[1])
-                    if sim[t, p] >= threshold))
+    pairs = sorted((-sim[t, p], t, p) for t in range(sim.shape[0]) for p in range(sim.shape[1])
+                    if sim[t, p] >= threshold)
     taken = set()
     for _, t, p in pairs:
         if t not in taken and match[p] < 0:
@@ -209,7 +209,7 @@ class FakeStream:
     def __init__(self, url: str, n: int = 12):
         self.url, self.left, self.released = url, n, False
 
-    def isOpened(self) -> bool:  # noqa: N802  (OpenCV's names)
+    def isOpened(self) -> bool:
         return True
 
     def read(self):

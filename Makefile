@@ -1,5 +1,5 @@
 # LitePose edge kit: every target is one CLI call. Variables: MODEL, TARGET, DATASET, OUT,
-# CHECKPOINT, TRACKER, KEY, PARALLEL (tune), BOARDS (board), ARCH and TVM_SOURCE
+# CHECKPOINT, TRACKER, KEY, PARALLEL (tune), THREADS (bench), BOARDS (board), ARCH and TVM_SOURCE
 # (opencl-runtime); for eval: IMAGES, ANNOTATIONS, FLIP=1, REFERENCE=1, MAX_IMAGES.
 # 'make demo' and 'make test' set the environment up when it is missing.
 PY      ?= .venv/bin/python
@@ -9,6 +9,7 @@ DATASET ?= crowdpose
 OUT     ?= build/$(MODEL)-$(TARGET)
 PYTEST_ARGS ?=
 TRIALS  ?= 64
+THREADS ?= 1 2
 TRACKER ?=
 KEY     ?=
 PARALLEL ?=
@@ -52,8 +53,8 @@ bench-post:  ## grouping kernels vs the slow reference; run.py vs inference alon
 tune:   ## MetaSchedule tuning; TRACKER=host:port KEY=... for boards (else TVM_TRACKER_* or local host)
 	$(PY) -m compile tune --model $(MODEL) --target $(TARGET) --trials $(TRIALS) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY)) $(if $(PARALLEL),--parallel $(PARALLEL))
 
-bench:  ## TVM tuned / untuned vs ONNX Runtime vs PyTorch on this machine
-	$(PY) -m compile bench --model $(MODEL)
+bench:  ## TVM tuned / untuned vs ONNX Runtime, OpenVINO, ncnn, PyTorch here, at each of THREADS
+	$(PY) -m compile bench --model $(MODEL) --threads $(THREADS)
 
 opencl-runtime: $(PY)  ## TVM's OpenCL runtime from TVM_SOURCE=DIR (or a clone): ARCH=x86_64|aarch64|all
 	$(PY) -m compile opencl-runtime --arch $(ARCH) $(if $(TVM_SOURCE),--tvm-source $(TVM_SOURCE))

@@ -32,7 +32,7 @@ BASELINES = ("onnxruntime", "openvino")  # the goal ratio is against the fastest
 class BenchArgs:
     model: str = "xs"
     input_size: str | None = None
-    threads: int = 2
+    threads: tuple[int, ...] = (2,)  # every engine is timed at each count
     repeats: int = 30  # timed runs per engine, split over the rounds
     rounds: int = 3
     warmup: int = 3
@@ -86,6 +86,9 @@ def worker(engine: str, path: str, shape: list[int], threads: int, warmup: int, 
         net = ncnn.Net()
         net.opt.num_threads = threads
         net.opt.use_vulkan_compute = False
+        for name in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic",
+                     "use_bf16_storage", "use_int8_inference"):  # fp32, like every engine here
+            setattr(net.opt, name, False)
         net.load_param(f"{path}.ncnn.param")
         net.load_model(f"{path}.ncnn.bin")
 
@@ -150,22 +153,24 @@ def prepare(args: BenchArgs) -> tuple[dict[str, str], list[int], dict]:
     return paths, [1, 3, *size], tuned.meta
 
 
-def run(args: BenchArgs) -> tuple[dict[str, list[float]], dict]:
-    """Alternate one process per engine per round; every timed run per engine, and the tuned
-    artifact's metadata."""
+def run(args: BenchArgs) -> tuple[dict[int, dict[str, list[float]]], dict]:
+    """For each thread count, alternate one process per engine per round; every timed run per
+    thread count and engine, and the tuned artifact's metadata."""
     paths, shape, meta = prepare(args)
-    times: dict[str, list[float]] = {e: [] for e in ENGINES}
+    results: dict[int, dict[str, list[float]]] = {}
     per_round = max(1, -(-args.repeats // args.rounds))
-    env = {**os.environ, "TVM_NUM_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
-    for r in range(args.rounds):
-        for engine in ENGINES:
-            spec = json.dumps([engine, paths[engine], shape, args.threads, args.warmup, per_round])
-            out = subprocess.run([sys.executable, "-m", "compile.bench", spec], env=env, check=True,
-                                 capture_output=True, text=True)
-            times[engine] += json.loads(out.stdout.strip().splitlines()[-1])
-            logger.info("round %d %s: median %.2f ms", r + 1, engine,
-                        statistics.median(times[engine]) * 1e3)
-    return times, meta
+    for threads in args.threads:
+        times = results[threads] = {e: [] for e in ENGINES}
+        env = {**os.environ, "TVM_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+        for r in range(args.rounds):
+            for engine in ENGINES:
+                spec = json.dumps([engine, paths[engine], shape, threads, args.warmup, per_round])
+                out = subprocess.run([sys.executable, "-m", "compile.bench", spec], env=env,
+                                     check=True, capture_output=True, text=True)
+                times[engine] += json.loads(out.stdout.strip().splitlines()[-1])
+                logger.info("%d threads, round %d %s: median %.2f ms", threads, r + 1, engine,
+                            statistics.median(times[engine]) * 1e3)
+    return results, meta
 
 
 def banner(meta, threads: int) -> str:
@@ -181,31 +186,40 @@ def banner(meta, threads: int) -> str:
             f"tvm-tuned: {covered}; {meta.weights.source} weights (latency does not depend on them)")
 
 
-def compute_bound(threads: int) -> tuple[float, str]:
-    """This machine's fp32 FMA peak in GMAC/s and how it was computed (x86: AVX-512 or AVX2)."""
-    mhz, flags = 0.0, ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("cpu MHz") and not mhz:
-                mhz = float(line.split(":")[1])
-            elif line.startswith("flags") and not flags:
-                flags = line
-    except (OSError, ValueError):
-        pass
-    lanes = 16 if " avx512f" in flags else 8 if " avx2" in flags else 4
-    fma = 2 if " fma" in flags else 1
-    peak = threads * fma * lanes * mhz / 1e3
-    return peak, (f"{threads} cores x {fma} FMA units x {lanes} fp32 lanes "
-                  f"({'AVX-512' if lanes == 16 else 'AVX2' if lanes == 8 else 'SSE'}) x "
-                  f"{mhz / 1e3:.2f} GHz")
+_SGEMM = """
+import json, sys, time, numpy as np
+n = int(sys.argv[1])
+a, b = (np.random.default_rng(i).standard_normal((n, n)).astype(np.float32) for i in (0, 1))
+best = float("inf")
+for _ in range(8):
+    t0 = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t0)
+print(json.dumps(n ** 3 / best / 1e9))
+"""
+
+
+def compute_bound(threads: int, n: int = 2048) -> tuple[float, str]:
+    """This machine's fp32 MAC rate in GMAC/s as measured, and how: the best of 8 OpenBLAS
+    sgemm runs (n x n, numpy, in a process of its own with ``threads`` BLAS threads). A tuned
+    sgemm reaches ~90 % of the FMA peak, at whatever clock the cores boost to: a measured
+    ceiling, where the base clock's nominal peak would understate it."""
+    env = {k: v for k, v in os.environ.items()  # pinned core types slow a current OpenBLAS
+           if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env.update(OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, "-c", _SGEMM, str(n)], env=env, check=True,
+                         capture_output=True, text=True)
+    rate = json.loads(out.stdout.strip().splitlines()[-1])
+    return rate, f"measured: OpenBLAS sgemm {n}x{n}x{n} fp32 on {threads} thread(s), best of 8"
 
 
 def table(times: dict[str, list[float]], macs: float, threads: int) -> str:
-    """Medians, spread, ratio to the fastest baseline engine, MAC throughput vs the bound."""
+    """Medians, spread, ratio to the fastest baseline engine, MAC throughput vs the measured
+    bound; every engine computes in fp32."""
     fastest = min((e for e in BASELINES if e in times), key=lambda e: statistics.median(times[e]))
     base = statistics.median(times[fastest])
     peak, how = compute_bound(threads)
-    rows = [f"{'engine':12s} {'median ms':>10s} {'p10 ms':>8s} {'p90 ms':>8s} {'runs':>5s} "
+    rows = [f"{threads} thread(s), every engine fp32 (OpenVINO INFERENCE_PRECISION_HINT=f32, "
+            "ncnn fp16/bf16/int8 off)",
+            f"{'engine':12s} {'median ms':>10s} {'p10 ms':>8s} {'p90 ms':>8s} {'runs':>5s} "
             f"{'vs ' + fastest:>16s} {'GMAC/s':>7s} {'% bound':>8s}"]
     for engine, ts in times.items():
         q = statistics.quantiles(ts, n=10) if len(ts) >= 2 else [ts[0]] * 9
@@ -214,24 +228,31 @@ def table(times: dict[str, list[float]], macs: float, threads: int) -> str:
         rows.append(f"{engine:12s} {med * 1e3:10.2f} {q[0] * 1e3:8.2f} {q[-1] * 1e3:8.2f} "
                     f"{len(ts):5d} {med / base:15.2f}x {rate:7.1f} "
                     f"{100 * rate / peak if peak else 0:7.1f}%")
-    rows.append(f"compute bound ~{peak:.0f} GMAC/s: {how}; {macs / 1e9:.3f} G true MACs per frame")
+    rows.append(f"compute bound {peak:.0f} GMAC/s ({how}); {macs / 1e9:.3f} G true MACs per frame")
     return "\n".join(rows)
 
 
-def plot(times: dict[str, list[float]], path: Path, title: str) -> Path:
-    """Bar plot of the medians (log scale: untuned TVM is far slower)."""
+def plot(results: dict[int, dict[str, list[float]]], path: Path, title: str) -> Path:
+    """Grouped bars of the medians, one group per engine, one bar per thread count (log scale:
+    untuned TVM is far slower)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    meds = [statistics.median(t) * 1e3 for t in times.values()]
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    bars = ax.bar(list(times), meds, color=["#2a7", "#999", "#36c", "#639", "#c93", "#c63"])
-    ax.bar_label(bars, fmt="%.1f ms")
+    engines = list(next(iter(results.values())))
+    width = 0.8 / len(results)
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    for k, (threads, times) in enumerate(results.items()):
+        meds = [statistics.median(times[e]) * 1e3 for e in engines]
+        xs = [i + (k - (len(results) - 1) / 2) * width for i in range(len(engines))]
+        bars = ax.bar(xs, meds, width, label=f"{threads} thread(s)")
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(range(len(engines)), engines)
     ax.set_yscale("log")
-    ax.set_ylabel("median latency (ms, log)")
+    ax.set_ylabel("median latency (ms, log), fp32")
     ax.set_title(title)
+    ax.legend(fontsize=8)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, bbox_inches="tight")
     plt.close(fig)

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
-from runtime.atomic import atomic_path
+from runtime.atomic import atomic_path, write_json_atomic
 
 from .tunedb import mean_seconds
 
@@ -62,6 +62,25 @@ class TuneResult:
     @property
     def estimated_latency(self) -> float:
         return sum(t.weight * t.best_s for t in self.tasks)
+
+    def converged_at(self, tolerance: float = 0.1) -> int | None:
+        """The first trial from which the estimate stayed within ``tolerance`` of the run's
+        final one (None before every task was measured)."""
+        return converged_at(self.history, tolerance)
+
+
+def converged_at(history: list[tuple[int, float]], tolerance: float = 0.1) -> int | None:
+    """First trial count in ``history`` [(trials, estimated s)] after which every estimate is
+    within ``tolerance`` of the last one."""
+    finite = [(n, s) for n, s in history if math.isfinite(s)]
+    if not finite:
+        return None
+    end, first = finite[-1][1], finite[-1][0]
+    for n, s in reversed(finite):
+        if s > end * (1 + tolerance):
+            break
+        first = n
+    return first
 
 
 def best_in_database(database, mod) -> float:
@@ -150,6 +169,11 @@ def summary_table(result) -> str:
     trials = sum(t.trials for t in result.tasks)
     est = f"{total * 1e3:.2f} ms" if math.isfinite(total) else "unknown (some tasks unmeasured)"
     rows.append(f"{trials} trials, {failed} failed; estimated end-to-end latency {est}")
+    at = result.converged_at()
+    if at is not None and result.history:
+        last = result.history[-1][0]
+        rows.append(f"converged: within 10 % of the final estimate from trial {at} of {last} "
+                    f"({100 * at / last:.0f} % of the run)")
     rows.append(f"throughput {result.per_minute:.1f} candidates/min over {result.measure_seconds:.0f} s "
                 "(candidate builds here and runs on the boards, overlapped)")
     if boards:
@@ -160,10 +184,15 @@ def summary_table(result) -> str:
 
 
 def plot_history(result, path: Path, title: str) -> Path | None:
-    """PNG of the estimated end-to-end latency against trials (written atomically)."""
+    """PNG of the estimated end-to-end latency against trials, the point where it came within
+    10 % of its end marked, and the points as JSON beside it (``.json``); both atomic."""
     points = [(n, s * 1e3) for n, s in result.history if math.isfinite(s)]
     if not points:
         return None
+    at = converged_at(result.history)
+    write_json_atomic(path.with_suffix(".json"), {
+        "trials": [p[0] for p in points], "estimated_ms": [round(p[1], 4) for p in points],
+        "within_10pct_from_trial": at})
     import matplotlib
 
     matplotlib.use("Agg")
@@ -171,6 +200,10 @@ def plot_history(result, path: Path, title: str) -> Path | None:
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([p[0] for p in points], [p[1] for p in points], marker=".")
+    if at is not None:
+        ax.axvline(at, color="#c63", ls="--", lw=1)
+        ax.annotate(f"within 10 % from trial {at}", (at, points[-1][1]), fontsize=8,
+                    xytext=(4, 12), textcoords="offset points", color="#c63")
     ax.set_xlabel("trials in this run")
     ax.set_ylabel("estimated latency (ms)")
     ax.set_title(title)

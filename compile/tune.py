@@ -36,6 +36,7 @@ class TuneArgs:
     timeout: float = 120.0  # per candidate on the board (RPC session) or locally
     builder_timeout: float = 180.0
     trials_per_batch: int = 32
+    first_pass: int = 8  # trials of each task's first batch (0: a full batch, MetaSchedule's way)
     parallel: int | None = None  # candidates in flight on boards; default: the free boards
     build_workers: int | None = None  # candidate builds at once; default: this machine's cores
     remeasure: int = 8  # other machines' best schedules measured here first, per new task
@@ -166,13 +167,21 @@ def select_functions(mod, functions: str):
     return tvm.IRModule(keep, attrs=mod.attrs)
 
 
+def _measured(tasks, database) -> dict[int, float]:
+    """Task index -> best seconds of the tasks the database has measured (no first batch)."""
+    from .progress import best_in_database
+
+    best = {i: best_in_database(database, task.dispatched[0]) for i, task in enumerate(tasks)}
+    return {i: s for i, s in best.items() if s < math.inf}
+
+
 def tune(args: TuneArgs) -> TuneResult:
     """Tune one model for one target; records go to ``tuning_logs`` as they are measured."""
     from tvm.s_tir import meta_schedule as ms
 
     from .frontend import GRAPH_VERSION, import_relax, load_model, lower_for_tuning
     from .merge import with_merges
-    from .progress import ProgressCallback, TuneResult, best_in_database, plot_history
+    from .progress import ProgressCallback, TuneResult, plot_history
     from .remeasure import remeasure
     from .scheduler import EagerGradientScheduler
     from .tunedb import TuningDatabase
@@ -200,24 +209,43 @@ def tune(args: TuneArgs) -> TuneResult:
     if args.remeasure:
         result.remeasured = sum(remeasure(tasks, database, builder, runner, target, args.remeasure,
                                           args.progress).values())
-    measured = {}  # tasks the database already measured: no warm-up batch for them
-    for i, task in enumerate(tasks):
-        best = best_in_database(database, task.dispatched[0])
-        if best < math.inf:
-            measured[i] = best
-    scheduler = EagerGradientScheduler(measured)
-    callback = ProgressCallback(result, database, args.trials, args.progress, scheduler.record,
-                                getattr(runner, "take_boards", None))
-    _drop_unnamed_handlers(logging.getLogger("tvm.s_tir.meta_schedule"))
-    ms.relax_integration.tune_relax(
-        mod, {}, target, str(work_dir), max_trials_global=args.trials,
-        max_trials_per_task=args.trials_per_task, num_trials_per_iter=args.trials_per_batch,
-        builder=builder, runner=runner, database=database, cost_model="xgb",
-        space=mali_space(target) if preset.is_gpu else "post-order-apply",
-        task_scheduler=scheduler,
-        measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), callback],
-    )
-    callback.close()
+    space = mali_space(target) if preset.is_gpu else "post-order-apply"
+    cost_model = ms.cost_model.XGBModel(tree_method="auto")  # shared by both passes
+    callback = None
+    first = min(args.first_pass, args.trials_per_batch)
+    # 1) every task the database has not measured gets one small batch (about a quarter of the
+    # trials a full first batch takes); 2) the gradient scheduler spends the rest where the
+    # estimate says the time is, in full batches
+    for stage in ("first pass", "search"):
+        measured = _measured(tasks, database)
+        new = len(tasks) - len(measured)
+        if stage == "first pass":
+            if not first or not new or first == args.trials_per_batch:
+                continue
+            budget, per_task, per_batch = min(args.trials, first * new), first, first
+        else:
+            done = callback.trials if callback is not None else 0
+            budget, per_task, per_batch = args.trials - done, args.trials_per_task, args.trials_per_batch
+            if budget <= 0:
+                break
+        logger.info("%s: %d trials (%d tasks unmeasured)", stage, budget, new)
+        scheduler = EagerGradientScheduler(measured)
+        if callback is None:
+            callback = ProgressCallback(result, database, args.trials, args.progress, scheduler.record,
+                                        getattr(runner, "take_boards", None))
+        callback.on_batch = scheduler.record
+        _drop_unnamed_handlers(logging.getLogger("tvm.s_tir.meta_schedule"))
+        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            tasks, str(work_dir), space=space)
+        ms.tune_tasks(
+            tasks=contexts, task_weights=weights, work_dir=str(work_dir),
+            max_trials_global=budget, max_trials_per_task=per_task, num_trials_per_iter=per_batch,
+            builder=builder, runner=runner, database=database, cost_model=cost_model,
+            task_scheduler=scheduler,
+            measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), callback],
+        )
+    if callback is not None:
+        callback.close()
     result.records_after = len(TuningDatabase(db_dir, writable=False).get_all_tuning_records())
     # the curve lives next to the database it describes (committed with it)
     result.plot = plot_history(result, db_dir / "tuning-curve.png", f"{spec.name} {size[0]}x{size[1]} "

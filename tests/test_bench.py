@@ -11,12 +11,16 @@ pytestmark = pytest.mark.compile
 
 def test_bench_prints_every_engine_and_a_plot(tmp_path):
     res = run_cli("-m", "compile", "bench", "--input-size", "64x64", "--repeats", "2", "--rounds",
-                  "1", "--workdir", str(tmp_path))
+                  "1", "--threads", "1", "2", "--workdir", str(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
-    for engine in ("tvm-tuned", "tvm-untuned", "onnxruntime", "openvino", "ncnn", "pytorch"):
-        assert engine in res.stdout
-    assert "1.00x" in res.stdout  # the fastest of ONNX Runtime / OpenVINO is the reference
-    assert "compute bound" in res.stdout and "GMAC/s" in res.stdout
+    tables = res.stdout.split("every engine fp32")[1:]
+    assert len(tables) == 2 and "1 thread(s), every" in res.stdout and "2 thread(s)" in res.stdout
+    for text in tables:
+        for engine in ("tvm-tuned", "tvm-untuned", "onnxruntime", "openvino", "ncnn", "pytorch"):
+            assert f"\n{engine} " in text
+        assert "1.00x" in text  # the fastest of ONNX Runtime / OpenVINO is the reference
+        bound = float(text.split("compute bound ")[1].split()[0])
+        assert bound > 1 and "measured: OpenBLAS sgemm" in text
     assert (tmp_path / "bench-xs-64x64.png").stat().st_size > 1000
 
 

@@ -62,6 +62,8 @@ def test_round_trip_through_the_file(tmp_path, tuning):
     (("flip_index",), [0, 0, 1], "field 'flip_index' must be a permutation of 3 joints"),
     (("outputs",), [{"shape": [1, 6, 16, 24]}], "field 'outputs[0].stride' is missing"),
     (("input", "shape"), 7, "field 'input.shape' has an unusable value 7"),
+    (("oks_sigmas",), [0.1, 0.2], "field 'oks_sigmas' must be 3 positive numbers (or absent)"),
+    (("oks_sigmas",), [0.1, -1, 0.2], "field 'oks_sigmas' must be 3 positive numbers"),
 ])
 def test_bad_metadata_names_the_field(tmp_path, path, value, needle):
     raw = sample().to_dict()

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from runtime.postprocess import merge_outputs
 from runtime.preprocess import letterbox_for, preprocess
 from tests import reference_parser as ref
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 FLIP = [1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 12, 13]
@@ -93,11 +93,17 @@ def test_letterbox_keeps_aspect_and_maps_points():
 
 @pytest.mark.unit
 def test_runtime_never_imports_torch_or_compile():
-    code = ("import sys, runtime.run, runtime.pipeline, runtime.writer, kernels;"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'compile'));"
-            "print('bad', bad); sys.exit(1 if bad else 0)")
+    """Every module of runtime/ and kernels/ (found on disk, not listed here) imported in a
+    fresh interpreter pulls in neither torch nor compile/."""
+    names = sorted(room if p.stem == "__init__" else f"{room}.{p.stem}"
+                   for room in ("runtime", "kernels") for p in (REPO / room).glob("*.py"))
+    assert {"runtime.stages", "runtime.placement", "runtime.tracking", "kernels.oks"} <= set(names)
+    code = (f"import importlib, sys\nfor m in {names!r}: importlib.import_module(m)\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'compile'))\n"
+            f"print('imported', {len(names)}, 'bad', bad); sys.exit(1 if bad else 0)")
     res = run_cli("-c", code)
-    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.returncode == 0 and f"imported {len(names)} bad []" in res.stdout, (
+        res.stdout + res.stderr)
 
 
 @pytest.mark.unit

@@ -135,7 +135,9 @@ def test_stats_exclude_warmup_and_report_overlap(tmp_path):
     stats, _ = run(FakePipeline(0.01, 0.01), Source("video", frames(10), 10, "clip"), tmp_path, True)
     d = stats.to_dict()
     assert d["warmup_frames_excluded"] == 2 and d["frames"] == 10
-    assert d["stages"]["infer"]["median_ms"] >= 9 and d["overlap"] > 1.2  # infer || post
+    busy = sum(st["busy_pct"] for st in d["stages"].values()) / 100
+    assert d["stages"]["infer"]["median_ms"] >= 9  # the sleeps are timed
+    assert d["overlap"] == pytest.approx(busy, abs=0.02) and d["overlap"] > 1.0  # infer || post
     assert d["steady_frames_per_s"] > 0
 
 
@@ -177,8 +179,10 @@ def test_run_py_pipelined_equals_serial_on_a_video(xs_host_artifact, tmp_path):
         outs[mode] = json.loads((tmp_path / mode / "results.json").read_text())
         stats = json.loads((tmp_path / f"{mode}.json").read_text())
         assert stats["frames"] == 5 and set(stats["stages"]) >= {"pre", "infer", "group", "write"}
+        pipelined = mode == "pipeline"  # the flag was honoured, as the run says and records
+        assert f"stages {'pipelined' if pipelined else 'serial'}" in res.stdout
+        assert stats["pipelined"] is pipelined
     assert outs["pipeline"] == outs["no-pipeline"] and outs["pipeline"]
-    assert "stages pipelined" in res.stdout or "stages serial" in res.stdout
 
 
 @pytest.mark.compile

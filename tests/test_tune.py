@@ -136,6 +136,23 @@ def test_corrupt_and_truncated_lines_are_skipped(tuned_logs, tmp_path):
 
 
 @pytest.mark.compile
+def test_a_small_first_pass_measures_every_task_then_searches_in_full_batches(tmp_path):
+    from compile.progress import summary_table
+
+    result = tune(tiny(tmp_path, functions="merge", first_pass=1, trials=40))
+    trials = sorted(t.trials for t in result.tasks)
+    n = len(result.tasks)
+    assert trials[0] >= 1  # the first pass reached every task with one trial each
+    batches = [b - a for (a, _), (b, _) in zip([(0, 0), *result.history], result.history)]
+    assert batches[:n] == [1] * n and max(batches[n:]) == 4  # then full batches of 4
+    at = result.converged_at()
+    assert at is not None and at <= result.history[-1][0]
+    assert f"within 10 % of the final estimate from trial {at} of" in summary_table(result)
+    curve = json.loads((tmp_path / "logs" / "host" / "xs-64x64" / "tuning-curve.json").read_text())
+    assert curve["within_10pct_from_trial"] == at and curve["trials"][-1] == result.history[-1][0]
+
+
+@pytest.mark.compile
 def test_a_killed_run_resumes_with_its_records(tmp_path):
     logs = tmp_path / "logs"
     cmd = [sys.executable, "-m", "compile", "tune", "--model", "xs", "--target", "host",

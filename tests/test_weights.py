@@ -37,8 +37,14 @@ def test_strict_load_official_keys(tmp_path, xs_random, wrap):
 
 def test_load_ignores_num_batches_tracked(tmp_path, xs_random):
     sd = {k: v for k, v in xs_random.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert len(sd) < len(xs_random.state_dict())  # the counters are really left out
     torch.save(sd, tmp_path / "c.pth")
-    load_checkpoint(LitePose(MODELS["xs"].arch(), 14), tmp_path / "c.pth")
+    fresh = LitePose(MODELS["xs"].arch(), 14)
+    info = load_checkpoint(fresh, tmp_path / "c.pth")
+    assert info.source == "checkpoint"
+    loaded = fresh.state_dict()
+    for k, v in sd.items():  # every tensor the checkpoint holds arrived
+        assert torch.equal(loaded[k], v), k
 
 
 class _NotATensor:

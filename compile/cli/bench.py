@@ -16,7 +16,8 @@ def main(argv: list[str]) -> int:
 
     parser.add_argument("--model", default="xs", type=str.lower, choices=list(MODELS))
     add_input_size_arg(parser)
-    parser.add_argument("--threads", type=positive_int, default=2)
+    parser.add_argument("--threads", type=positive_int, nargs="+", default=[2],
+                        help="thread counts, each engine timed at every one (default 2)")
     parser.add_argument("--repeats", type=positive_int, default=30,
                         help="timed runs per engine, split over the rounds (default 30)")
     parser.add_argument("--rounds", type=positive_int, default=3, help="alternation rounds")
@@ -27,18 +28,18 @@ def main(argv: list[str]) -> int:
     from compile.info import model_stats
     from compile.models import get_dataset, get_model
 
-    bargs = BenchArgs(model=args.model, input_size=args.input_size, threads=args.threads,
+    bargs = BenchArgs(model=args.model, input_size=args.input_size, threads=tuple(args.threads),
                       repeats=args.repeats, rounds=args.rounds, workdir=args.workdir)
     try:
-        times, meta = run(bargs)
+        results, meta = run(bargs)
     except ValueError as err:
         return fail(str(err))
     h, w = meta.input_hw
-    print(banner(meta, args.threads))
-    size = (h, w)
-    macs = model_stats(get_model(args.model), get_dataset("crowdpose"), size).true_macs
-    print(table(times, macs, args.threads))
-    out = plot(times, args.workdir / f"bench-{meta.model}-{h}x{w}.png",
-               f"LitePose-{meta.model.upper()} {h}x{w}, {args.threads} threads")
+    macs = model_stats(get_model(args.model), get_dataset("crowdpose"), (h, w)).true_macs
+    for threads, times in results.items():
+        print(banner(meta, threads))
+        print(table(times, macs, threads))
+    out = plot(results, args.workdir / f"bench-{meta.model}-{h}x{w}.png",
+               f"LitePose-{meta.model.upper()} {h}x{w}, threads {' '.join(map(str, results))}")
     print(f"plot {out}")
     return 0

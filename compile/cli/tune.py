@@ -32,6 +32,10 @@ def main(argv: list[str]) -> int:
                         help="new measurements in this run")
     parser.add_argument("--trials-per-task", type=positive_int, default=None)
     parser.add_argument("--trials-per-batch", type=positive_int, default=32)
+    parser.add_argument("--first-pass", type=non_negative_int, default=8, metavar="N",
+                        help="trials of the first batch of each task the database has not "
+                        "measured, before the gradient search spends the rest in full batches "
+                        "(default 8; 0: full first batches, MetaSchedule's way)")
     add_tracker_args(parser)
     parser.add_argument("--parallel", type=positive_int, default=None,
                         help="candidates measured at once on boards of the key (default: the "
@@ -60,7 +64,8 @@ def main(argv: list[str]) -> int:
     targs = TuneArgs(model=args.model, target=args.target, trials=args.trials,
                      trials_per_task=args.trials_per_task, input_size=args.input_size,
                      dataset=args.dataset, tracker=args.tracker, key=args.key, timeout=args.timeout,
-                     trials_per_batch=args.trials_per_batch, parallel=args.parallel,
+                     trials_per_batch=args.trials_per_batch, first_pass=args.first_pass,
+                     parallel=args.parallel,
                      build_workers=args.build_workers, remeasure=args.remeasure,
                      functions=args.functions, tuning_logs=args.tuning_logs or TUNING_LOGS,
                      progress=not args.quiet)

@@ -144,7 +144,8 @@ def test_a_small_first_pass_measures_every_task_then_searches_in_full_batches(tm
     n = len(result.tasks)
     assert trials[0] >= 1  # the first pass reached every task with one trial each
     batches = [b - a for (a, _), (b, _) in zip([(0, 0), *result.history], result.history)]
-    assert batches[:n] == [1] * n and max(batches[n:]) == 4  # then full batches of 4
+    # one candidate per task, then batches of up to 4 (a merge task's space may hold fewer)
+    assert batches[:n] == [1] * n and 1 < max(batches[n:]) <= 4
     at = result.converged_at()
     assert at is not None and at <= result.history[-1][0]
     assert f"within 10 % of the final estimate from trial {at} of" in summary_table(result)

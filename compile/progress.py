@@ -96,9 +96,10 @@ class ProgressCallback(PyMeasureCallback):
 
     def __init__(self, result: TuneResult, database, total: int, show: bool = True,
                  on_batch: Callable[[int, float], None] | None = None,
-                 take_boards: Callable[[], list] | None = None):
+                 take_boards: Callable[[], list] | None = None, curve: Path | None = None):
         super().__init__()
         self.result, self.database, self.total = result, database, total
+        self.curve = curve  # the curve's points, rewritten after each batch (a killed run keeps it)
         self.on_batch = on_batch  # told each task's best seconds after each batch (the scheduler)
         self.take_boards = take_boards  # the board of each candidate of the batch (board runner)
         self.bar = tqdm(total=total, unit="trial", disable=not show, dynamic_ncols=True)
@@ -138,6 +139,8 @@ class ProgressCallback(PyMeasureCallback):
         latency = self.result.estimated_latency
         self.trials += len(runner_results)
         self.result.history.append((self.trials, latency))
+        if self.curve is not None and math.isfinite(latency):
+            write_curve(self.result.history, self.curve)
         unknown = sum(1 for t in self.result.tasks if math.isinf(t.best_s))
         self.result.measure_seconds = time.perf_counter() - self.start
         farm = (f" | {len(seen)} board(s) {self.result.per_minute:.1f} cand/min"
@@ -183,16 +186,24 @@ def summary_table(result) -> str:
     return "\n".join(rows)
 
 
+def write_curve(history: list[tuple[int, float]], path: Path) -> int | None:
+    """The curve's finite points as JSON (atomically) and the trial from which it stayed within
+    10 % of its end, which it returns."""
+    points = [(n, s * 1e3) for n, s in history if math.isfinite(s)]
+    at = converged_at(history)
+    write_json_atomic(path, {"trials": [p[0] for p in points],
+                             "estimated_ms": [round(p[1], 4) for p in points],
+                             "within_10pct_from_trial": at})
+    return at
+
+
 def plot_history(result, path: Path, title: str) -> Path | None:
     """PNG of the estimated end-to-end latency against trials, the point where it came within
     10 % of its end marked, and the points as JSON beside it (``.json``); both atomic."""
     points = [(n, s * 1e3) for n, s in result.history if math.isfinite(s)]
     if not points:
         return None
-    at = converged_at(result.history)
-    write_json_atomic(path.with_suffix(".json"), {
-        "trials": [p[0] for p in points], "estimated_ms": [round(p[1], 4) for p in points],
-        "within_10pct_from_trial": at})
+    at = write_curve(result.history, path.with_suffix(".json"))
     import matplotlib
 
     matplotlib.use("Agg")

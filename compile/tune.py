@@ -232,7 +232,8 @@ def tune(args: TuneArgs) -> TuneResult:
         scheduler = EagerGradientScheduler(measured)
         if callback is None:
             callback = ProgressCallback(result, database, args.trials, args.progress, scheduler.record,
-                                        getattr(runner, "take_boards", None))
+                                        getattr(runner, "take_boards", None),
+                                        curve=db_dir / "tuning-curve.json")
         callback.on_batch = scheduler.record
         _drop_unnamed_handlers(logging.getLogger("tvm.s_tir.meta_schedule"))
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(

@@ -66,37 +66,25 @@ def signals_deferred():
         raise Terminated() if held[0] == signal.SIGTERM else KeyboardInterrupt()
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def _checked(convert, ok, what: str):
+    """An argparse ``type=``: ``convert`` the text, then require ``ok(value)``; the error names
+    the value and what was expected."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+    parse.__name__ = what  # argparse names the type by it in its messages
+    return parse
 
 
-def unit_float(text: str) -> float:
-    """argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
-    return value
+positive_int = _checked(int, lambda v: v >= 1, "an integer >= 1")
+unit_float = _checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
+positive_float = _checked(float, lambda v: v > 0, "a number > 0")
+non_negative_float = _checked(float, lambda v: v >= 0, "a number >= 0")
 
 
 def _tracking_args(p: argparse.ArgumentParser) -> None:
@@ -115,7 +103,7 @@ def _tracking_args(p: argparse.ArgumentParser) -> None:
                    help="One-Euro filter each tracked joint (less jitter, a little lag)")
     g.add_argument("--smooth-min-cutoff", type=positive_float, default=euro.min_cutoff,
                    metavar="HZ", help="cutoff of a still joint: lower, smoother (default %(default)s)")
-    g.add_argument("--smooth-beta", type=float, default=euro.beta, metavar="B",
+    g.add_argument("--smooth-beta", type=non_negative_float, default=euro.beta, metavar="B",
                    help="cutoff rise per pixel/s of speed: higher, less lag (default %(default)s)")
     g.add_argument("--show-ids", action="store_true", help="write track ids on rendered frames")
 
@@ -164,8 +152,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.smooth and args.track is False:
         p.error("--smooth filters tracked people: it cannot go with --no-track")
-    if args.smooth_beta < 0:
-        p.error(f"argument --smooth-beta: expected a number >= 0, got {args.smooth_beta}")
     return args
 
 

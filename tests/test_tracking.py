@@ -269,3 +269,16 @@ def test_an_unreachable_stream_and_a_missing_camera_are_clear_errors(tmp_path, c
                           ("/dev/video99", "cannot open camera /dev/video99")):
         with pytest.raises(ValueError, match=message.replace("?", r"\?")):
             open_source(spec)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--track-threshold", "1.5"], "--track-threshold: expected a number in [0, 1], got 1.5"),
+    (["--track-buffer", "0"], "--track-buffer: expected an integer >= 1, got 0"),
+    (["--smooth-beta", "-1"], "--smooth-beta: expected a number >= 0, got -1.0"),
+    (["--smooth-min-cutoff", "x"], "--smooth-min-cutoff: expected a number > 0, got 'x'"),
+    (["--smooth", "--no-track"], "--smooth filters tracked people"),
+])
+def test_bad_tracking_options_are_usage_errors_naming_the_value(args, needle, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        run.main(["--model", str(tmp_path), "--input", "x.mp4", "--output", str(tmp_path), *args])
+    assert info.value.code == 2 and needle in capsys.readouterr().err

@@ -223,3 +223,39 @@ def plot_history(result, path: Path, title: str) -> Path | None:
         fig.savefig(tmp, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def curve_from_records(db_dir: Path, task_mods: list, weights: list[float],
+                       machine: str) -> list[tuple[int, float]]:
+    """The estimated-latency curve of a database's whole history, rebuilt from its records in
+    the order they were measured (one line each, appended): after each record of ``machine``,
+    ``sum(weight x best seconds)`` over the tasks, infinite until every task has one. It spans
+    runs that were resumed or killed, which a run's own curve cannot."""
+    import json
+
+    from .tunedb import RECORDS, TuningDatabase
+
+    db = TuningDatabase(db_dir, writable=False)
+    task_of = {}  # workload line -> task (a workload may have lines from several runs)
+    for t, mod in enumerate(task_mods):
+        if db.has_workload(mod):
+            known = db.inner.commit_workload(mod)
+            task_of.update((index, t) for w, index in db.workloads if w.same_as(known))
+    best = [math.inf] * len(task_mods)
+    history, trials = [], 0
+    with open(Path(db_dir) / RECORDS, "rb") as fh:
+        for line in fh:
+            try:
+                index, (_, secs, target, *_) = json.loads(line)
+            except (ValueError, TypeError):
+                continue  # a corrupt line (the database reports it when loaded)
+            if f"{target.get('mcpu', '')}/{target.get('model', '')}" != machine:
+                continue
+            trials += 1
+            if index in task_of and secs:
+                t = task_of[index]
+                best[t] = min(best[t], sum(secs) / len(secs))
+            history.append((trials, sum(w * b for w, b in zip(weights, best, strict=True))))
+    logger.debug("curve of %s: %d records of %s; tasks without one: %s", db_dir, trials, machine,
+                 [t for t, b in enumerate(best) if math.isinf(b)])
+    return history

@@ -175,6 +175,33 @@ def _measured(tasks, database) -> dict[int, float]:
     return {i: s for i, s in best.items() if s < math.inf}
 
 
+def replot(args: TuneArgs) -> TuneResult:
+    """The curve of the database's whole history on this machine (every record, in the order
+    measured, across resumed and killed runs), plotted next to it; nothing is measured."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from .frontend import import_relax, load_model, lower_for_tuning
+    from .merge import with_merges
+    from .progress import TuneResult, curve_from_records, plot_history
+
+    spec, dataset, preset, size, _, _ = resolve(args)
+    db_dir = database_dir(args.tuning_logs, preset.name, spec.name, size)
+    if not (db_dir / "database_tuning_record.json").is_file():
+        raise ValueError(f"no tuning database at {db_dir}: nothing to plot")
+    target = preset.tvm_target()
+    work_dir = args.work_dir or REPO_ROOT / "build" / f"tune-{preset.name}-{spec.name}-{size[0]}x{size[1]}"
+    loaded = load_model(spec, dataset)
+    mod = lower_for_tuning(select_functions(with_merges(
+        import_relax(loaded, size, "torch", workdir=work_dir), loaded, size), args.functions), target)
+    tasks = ms.relax_integration.extract_tasks(mod, target)
+    result = TuneResult(db_dir, [], history=curve_from_records(
+        db_dir, [t.dispatched[0] for t in tasks], [float(t.weight) for t in tasks],
+        target_machine(target)))
+    result.plot = plot_history(result, db_dir / "tuning-curve.png",
+                               f"{spec.name} {size[0]}x{size[1]} on {preset.name}, every record")
+    return result
+
+
 def tune(args: TuneArgs) -> TuneResult:
     """Tune one model for one target; records go to ``tuning_logs`` as they are measured."""
     from tvm.s_tir import meta_schedule as ms

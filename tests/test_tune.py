@@ -149,8 +149,17 @@ def test_a_small_first_pass_measures_every_task_then_searches_in_full_batches(tm
     at = result.converged_at()
     assert at is not None and at <= result.history[-1][0]
     assert f"within 10 % of the final estimate from trial {at} of" in summary_table(result)
-    curve = json.loads((tmp_path / "logs" / "host" / "xs-64x64" / "tuning-curve.json").read_text())
+    curve_path = tmp_path / "logs" / "host" / "xs-64x64" / "tuning-curve.json"
+    curve = json.loads(curve_path.read_text())
     assert curve["within_10pct_from_trial"] == at and curve["trials"][-1] == result.history[-1][0]
+    curve_path.unlink()  # --replot rebuilds the same curve from the records alone
+    res = run_cli("-m", "compile", "tune", "--model", "xs", "--target", "host", "--input-size",
+                  SIZE, "--functions", "merge", "--tuning-logs", str(tmp_path / "logs"), "--replot")
+    assert res.returncode == 0, res.stderr
+    rebuilt = json.loads(curve_path.read_text())
+    assert rebuilt["trials"][-1] == curve["trials"][-1]
+    assert rebuilt["estimated_ms"][-1] == pytest.approx(curve["estimated_ms"][-1], rel=1e-3)
+    assert f"within 10 % from trial {rebuilt['within_10pct_from_trial']}" in res.stdout
 
 
 @pytest.mark.compile

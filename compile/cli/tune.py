@@ -54,11 +54,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--functions", default="all", choices=["all", "network", "merge"],
                         help="which functions' tasks to tune: the network (main), the merge of "
                         "its heads (compile/merge.py), or both (default)")
+    parser.add_argument("--replot", action="store_true",
+                        help="measure nothing: rebuild tuning-curve.png/.json from every record "
+                        "this machine put in the database, in the order measured (runs that "
+                        "were resumed or killed included), and say when it got within 10 %%")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     from compile.progress import summary_table
-    from compile.tune import TuneArgs, tune
+    from compile.tune import TuneArgs, replot, tune
     from compile.tunedb import TUNING_LOGS
 
     targs = TuneArgs(model=args.model, target=args.target, trials=args.trials,
@@ -69,6 +73,18 @@ def main(argv: list[str]) -> int:
                      build_workers=args.build_workers, remeasure=args.remeasure,
                      functions=args.functions, tuning_logs=args.tuning_logs or TUNING_LOGS,
                      progress=not args.quiet)
+    if args.replot:
+        try:
+            result = replot(targs)
+        except ValueError as err:
+            return fail(str(err))
+        history = result.history
+        at, end = result.converged_at(), next((s for _, s in reversed(history)), None)
+        print(f"curve     {len(history)} records; estimate {end * 1e3:.2f} ms at the end; "
+              f"within 10 % from trial {at}" if at is not None
+              else f"curve     {len(history)} records; some task has none yet: no estimate")
+        print(f"plot      {result.plot or 'none'}")
+        return 0
     print(f"tune:\n{targs.display()}")
     try:
         result = tune(targs)

@@ -197,7 +197,7 @@ def write_curve(history: list[tuple[int, float]], path: Path) -> int | None:
     return at
 
 
-def plot_history(result, path: Path, title: str) -> Path | None:
+def plot_history(result, path: Path, title: str, xlabel: str = "trials in this run") -> Path | None:
     """PNG of the estimated end-to-end latency against trials, the point where it came within
     10 % of its end marked, and the points as JSON beside it (``.json``); both atomic."""
     points = [(n, s * 1e3) for n, s in result.history if math.isfinite(s)]
@@ -215,7 +215,7 @@ def plot_history(result, path: Path, title: str) -> Path | None:
         ax.axvline(at, color="#c63", ls="--", lw=1)
         ax.annotate(f"within 10 % from trial {at}", (at, points[-1][1]), fontsize=8,
                     xytext=(4, 12), textcoords="offset points", color="#c63")
-    ax.set_xlabel("trials in this run")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("estimated latency (ms)")
     ax.set_title(title)
     ax.grid(alpha=0.3)

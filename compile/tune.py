@@ -198,7 +198,8 @@ def replot(args: TuneArgs) -> TuneResult:
         db_dir, [t.dispatched[0] for t in tasks], [float(t.weight) for t in tasks],
         target_machine(target)))
     result.plot = plot_history(result, db_dir / "tuning-curve.png",
-                               f"{spec.name} {size[0]}x{size[1]} on {preset.name}, every record")
+                               f"{spec.name} {size[0]}x{size[1]} on {preset.name}, every record",
+                               xlabel=f"records measured on {target_machine(target)}, in order")
     return result
 
 

@@ -41,8 +41,12 @@ def oks_matrix(tracks: np.ndarray, people: np.ndarray, sigmas: np.ndarray,
     far = 2.0 * var.max() * FAR_EXPONENT  # / area: a pair farther apart than this shares ~0
     t_box, t_area = _boxes(tracks, joint_threshold, min_area)
     p_box, _ = _boxes(people, joint_threshold, min_area)
+    p_seen = people[:, :, 2] > joint_threshold
+    scale = np.empty(n_j)
     for t in range(n_t):
         area = t_area[t]
+        for j in range(n_j):
+            scale[j] = 1.0 / (2.0 * area * var[j])
         for p in range(n_p):
             gx = max(0.0, p_box[p, 0] - t_box[t, 2], t_box[t, 0] - p_box[p, 2])
             gy = max(0.0, p_box[p, 1] - t_box[t, 3], t_box[t, 1] - p_box[p, 3])
@@ -50,10 +54,10 @@ def oks_matrix(tracks: np.ndarray, people: np.ndarray, sigmas: np.ndarray,
                 continue
             total, count = 0.0, 0
             for j in range(n_j):
-                if tracks[t, j, 2] > joint_threshold and people[p, j, 2] > joint_threshold:
+                if tracks[t, j, 2] > joint_threshold and p_seen[p, j]:
                     dx = tracks[t, j, 0] - people[p, j, 0]
                     dy = tracks[t, j, 1] - people[p, j, 1]
-                    e = (dx * dx + dy * dy) / (2.0 * area * var[j])
+                    e = (dx * dx + dy * dy) * scale[j]
                     if e < FAR_EXPONENT:
                         total += np.exp(-e)
                     count += 1

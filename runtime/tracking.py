@@ -13,7 +13,6 @@ buffer, mmpose's OKS threshold 0.3).
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +32,8 @@ class TrackerConfig:
         The least OKS at which a detection continues a track (mmpose's ``tracking_thr``).
     buffer
         Frames a track stays matchable after it was last seen; past that it ends and the
-        person, when seen again, gets a new id (ByteTrack's ``track_buffer``).
+        person, when seen again, gets a new id (ByteTrack's ``track_buffer``). A track seen
+        in one frame only ends when the next frame does not continue it.
     min_joints
         Joints above ``joint_threshold`` a detection needs to start a track (fewer: it can
         still continue one, else it gets ``NO_TRACK``).
@@ -103,6 +103,7 @@ class Tracker:
         self._seen = np.zeros((0, j), np.int64)  # the frame each joint was last seen in
         self._last = np.zeros(0, np.int64)  # the frame the track was last matched in
         self._velocity = np.zeros((0, 2), np.float32)  # pixels per frame
+        self._hits = np.zeros(0, np.int64)  # frames the track was matched in
 
     @property
     def live(self) -> int:
@@ -178,10 +179,14 @@ class Tracker:
             start[np.nonzero(start)[0][dup]] = False
         new = np.nonzero(start)[0]
         ids[new] = self._start(kp[new], seen[new])
-        keep = self.frame - self._last <= cfg.buffer
+        # a track ends when lost longer than the buffer, or at once when it was seen in one
+        # frame only (ByteTrack's unconfirmed tracks): a spurious detection leaves no track
+        # behind, and the live tracks stay about as many as the people in view
+        keep = (self.frame - self._last <= cfg.buffer) & (
+            (self._hits > 1) | (self._last == self.frame))
         if not keep.all():
             logger.debug("frame %d: tracks %s ended", self.frame, self._ids[~keep].tolist())
-            for name in ("_ids", "_xy", "_score", "_seen", "_last", "_velocity"):
+            for name in ("_ids", "_xy", "_score", "_seen", "_last", "_velocity", "_hits"):
                 setattr(self, name, getattr(self, name)[keep])
         return ids
 
@@ -196,9 +201,7 @@ class Tracker:
                                                self._velocity[tracks][:, None, :] * gap)
         both = seen & (self._known(tracks) > 0)  # (M, J): seen now and known before
         step = np.where(both[:, :, None], (kp[:, :, :2] - self._xy[tracks]) / gap, np.nan)
-        with warnings.catch_warnings():  # a person with no joint seen again: NaN, kept below
-            warnings.simplefilter("ignore", RuntimeWarning)
-            measured = np.nanmedian(step, axis=1)  # the median: a misgrouped joint is no step
+        measured = _row_median(step, both.sum(axis=1))  # a misgrouped joint is no step
         a = self.config.velocity_smoothing
         velocity = np.where(both.any(axis=1)[:, None],
                             a * measured + (1 - a) * self._velocity[tracks], self._velocity[tracks])
@@ -207,6 +210,7 @@ class Tracker:
         self._score[tracks] = np.where(seen, kp[:, :, 2], self._score[tracks])
         self._seen[tracks] = np.where(seen, self.frame, self._seen[tracks])
         self._last[tracks] = self.frame
+        self._hits[tracks] += 1
 
     def _start(self, kp: np.ndarray, seen: np.ndarray) -> np.ndarray:
         """New tracks for detections ``kp`` (N, J, 3); their ids (N,)."""
@@ -219,4 +223,17 @@ class Tracker:
         self._seen = np.concatenate([self._seen, np.full(seen.shape, self.frame)])
         self._last = np.concatenate([self._last, np.full(n, self.frame)])
         self._velocity = np.concatenate([self._velocity, np.zeros((n, 2), np.float32)])
+        self._hits = np.concatenate([self._hits, np.ones(n, np.int64)])
         return new
+
+
+def _row_median(values: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Median over axis 1 of (M, J, 2) ``values`` whose first ``count`` (M,) per row are
+    numbers once sorted (NaN sorts last): ``np.nanmedian`` without its slow masked path.
+    Rows with no number give 0."""
+    ordered = np.sort(values, axis=1)
+    lo = np.maximum(count - 1, 0) // 2
+    hi = np.maximum(count, 1) // 2
+    rows = np.arange(len(values))
+    median = (ordered[rows, lo] + ordered[rows, hi]) / 2
+    return np.where((count > 0)[:, None], median, 0.0)

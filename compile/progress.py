@@ -213,8 +213,8 @@ def plot_history(result, path: Path, title: str, xlabel: str = "trials in this r
     ax.plot([p[0] for p in points], [p[1] for p in points], marker=".")
     if at is not None:
         ax.axvline(at, color="#c63", ls="--", lw=1)
-        ax.annotate(f"within 10 % from trial {at}", (at, points[-1][1]), fontsize=8,
-                    xytext=(4, 12), textcoords="offset points", color="#c63")
+        ax.annotate(f"within 10 % of the end from trial {at}", (at, max(p[1] for p in points)),
+                    fontsize=8, xytext=(4, -10), textcoords="offset points", color="#c63")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("estimated latency (ms)")
     ax.set_title(title)

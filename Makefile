@@ -24,7 +24,7 @@ REPEAT  ?=
 ARCH    ?= all
 TVM_SOURCE ?=
 
-.PHONY: setup demo test lint info compile tune bench bench-post board board-stop board-status deploy eval opencl-runtime
+.PHONY: setup demo test test-fast lint info compile tune bench bench-post board board-stop board-status deploy eval opencl-runtime
 
 setup:  ## Debian packages + .venv with the pinned host, device and dev dependencies
 	bash scripts/setup.sh
@@ -35,8 +35,11 @@ $(PY):  # a fresh clone: set up first
 demo: $(PY)  ## build for rk3399, start the virtual board, deploy (PASS/FAIL), run.py on the board
 	$(PY) -m compile demo --model $(MODEL) $(if $(filter host,$(TARGET)),,--target $(TARGET)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
 
-test: $(PY)  ## the whole test suite
+test: $(PY)  ## the whole test suite (tests/README.md: the markers and what each needs)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(PY)  ## the unit tests only: no TVM compilation, for the edit loop
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
 lint: $(PY)
 	$(PY) -m ruff check compile runtime kernels tests

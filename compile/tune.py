@@ -167,6 +167,24 @@ def select_functions(mod, functions: str):
     return tvm.IRModule(keep, attrs=mod.attrs)
 
 
+def _work_dir(args: TuneArgs, preset, spec, size) -> Path:
+    return args.work_dir or REPO_ROOT / "build" / f"tune-{preset.name}-{spec.name}-{size[0]}x{size[1]}"
+
+
+def _extract_tasks(args: TuneArgs, spec, dataset, size, target, work_dir: Path) -> list:
+    """The MetaSchedule tasks of the functions ``args.functions`` selects (network and merge
+    functions, lowered as a build lowers them); they do not depend on the weights."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from .frontend import import_relax, load_model, lower_for_tuning
+    from .merge import with_merges
+
+    loaded = load_model(spec, dataset)
+    mod = lower_for_tuning(select_functions(with_merges(
+        import_relax(loaded, size, "torch", workdir=work_dir), loaded, size), args.functions), target)
+    return ms.relax_integration.extract_tasks(mod, target)
+
+
 def _measured(tasks, database) -> dict[int, float]:
     """Task index -> best seconds of the tasks the database has measured (no first batch)."""
     from .progress import best_in_database
@@ -178,10 +196,6 @@ def _measured(tasks, database) -> dict[int, float]:
 def replot(args: TuneArgs) -> TuneResult:
     """The curve of the database's whole history on this machine (every record, in the order
     measured, across resumed and killed runs), plotted next to it; nothing is measured."""
-    from tvm.s_tir import meta_schedule as ms
-
-    from .frontend import import_relax, load_model, lower_for_tuning
-    from .merge import with_merges
     from .progress import TuneResult, curve_from_records, plot_history
 
     spec, dataset, preset, size, _, _ = resolve(args)
@@ -189,11 +203,7 @@ def replot(args: TuneArgs) -> TuneResult:
     if not (db_dir / "database_tuning_record.json").is_file():
         raise ValueError(f"no tuning database at {db_dir}: nothing to plot")
     target = preset.tvm_target()
-    work_dir = args.work_dir or REPO_ROOT / "build" / f"tune-{preset.name}-{spec.name}-{size[0]}x{size[1]}"
-    loaded = load_model(spec, dataset)
-    mod = lower_for_tuning(select_functions(with_merges(
-        import_relax(loaded, size, "torch", workdir=work_dir), loaded, size), args.functions), target)
-    tasks = ms.relax_integration.extract_tasks(mod, target)
+    tasks = _extract_tasks(args, spec, dataset, size, target, _work_dir(args, preset, spec, size))
     result = TuneResult(db_dir, [], history=curve_from_records(
         db_dir, [t.dispatched[0] for t in tasks], [float(t.weight) for t in tasks],
         target_machine(target)))
@@ -207,8 +217,7 @@ def tune(args: TuneArgs) -> TuneResult:
     """Tune one model for one target; records go to ``tuning_logs`` as they are measured."""
     from tvm.s_tir import meta_schedule as ms
 
-    from .frontend import GRAPH_VERSION, import_relax, load_model, lower_for_tuning
-    from .merge import with_merges
+    from .frontend import GRAPH_VERSION
     from .progress import ProgressCallback, TuneResult, plot_history
     from .remeasure import remeasure
     from .scheduler import EagerGradientScheduler
@@ -216,7 +225,7 @@ def tune(args: TuneArgs) -> TuneResult:
 
     spec, dataset, preset, size, tracker, parallel = resolve(args)
     db_dir = database_dir(args.tuning_logs, preset.name, spec.name, size)
-    work_dir = args.work_dir or REPO_ROOT / "build" / f"tune-{preset.name}-{spec.name}-{size[0]}x{size[1]}"
+    work_dir = _work_dir(args, preset, spec, size)
     work_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     target = preset.tvm_target()
@@ -225,13 +234,10 @@ def tune(args: TuneArgs) -> TuneResult:
     if database.elsewhere:
         logger.info("%s: %d records measured on other machines than %s are kept, not used "
                     "as this machine's", db_dir, len(database.elsewhere), machine)
-    loaded = load_model(spec, dataset)  # the tasks do not depend on the weights
-    mod = lower_for_tuning(select_functions(with_merges(
-        import_relax(loaded, size, "torch", workdir=work_dir), loaded, size), args.functions), target)
     report = database.report
     result = TuneResult(db_dir, [], records_before=report.records + len(database.elsewhere),
                         skipped_lines=list(report.skipped))
-    tasks = ms.relax_integration.extract_tasks(mod, target)
+    tasks = _extract_tasks(args, spec, dataset, size, target, work_dir)
     runner = make_runner(tracker, args.timeout, parallel)
     builder = make_builder(preset, args.builder_timeout, tracker is not None, args.build_workers)
     if args.remeasure:

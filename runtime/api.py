@@ -24,6 +24,7 @@ import numpy as np
 from .artifact import Artifact, check_threads, configure_threads
 from .pipeline import Pipeline, Prediction
 from .postprocess import DecodeConfig
+from .results import joint_boxes
 from .smoothing import KeypointSmoother, OneEuroConfig
 from .sources import Source
 from .stages import Runner, Sink
@@ -57,12 +58,8 @@ class People:
     @classmethod
     def from_prediction(cls, pred: Prediction) -> People:
         kp = np.ascontiguousarray(pred.people[:, :, :3], np.float32)
-        seen = kp[:, :, 2] > 0
-        any_seen = seen.any(axis=1)[:, None]
-        lo = np.where(any_seen, np.where(seen[:, :, None], kp[:, :, :2], np.inf).min(axis=1), 0)
-        hi = np.where(any_seen, np.where(seen[:, :, None], kp[:, :, :2], -np.inf).max(axis=1), 0)
-        boxes = np.concatenate([lo, hi - lo], axis=1).astype(np.float32).reshape(-1, 4)
-        return cls(kp, np.asarray(pred.scores, np.float32), boxes, pred.track_ids)
+        return cls(kp, np.asarray(pred.scores, np.float32),
+                   joint_boxes(pred.people).astype(np.float32), pred.track_ids)
 
 
 class PoseEstimator:

@@ -181,12 +181,10 @@ class Pipeline:
         j = len(self.tracker.sigmas)
         kp = pred.people[:, :, :3] if pred is not None else np.zeros((0, j, 3), np.float32)
         ids = self.tracker.update(kp)
-        if self.smoother is not None:
+        people = None if pred is None else pred.people
+        if self.smoother is not None:  # fed every frame, an empty one too: its clock runs on
             smoothed = self.smoother(ids, kp, self.tracker.config.joint_threshold)
-        if pred is None:
-            return None
-        people = pred.people
-        if self.smoother is not None:
-            people = people.copy()
-            people[:, :, :2] = smoothed[:, :, :2]
-        return dataclasses.replace(pred, people=people, track_ids=ids)
+            if people is not None:
+                people = people.copy()
+                people[:, :, :2] = smoothed[:, :, :2]
+        return None if pred is None else dataclasses.replace(pred, people=people, track_ids=ids)

@@ -24,19 +24,26 @@ def coco_results(people: np.ndarray, scores: np.ndarray, image_id: int,
     coordinates that were mapped from the map origin, somewhere outside the person.
     """
     keypoints = np.round(people[:, :, :3].astype(np.float64), 3).reshape(len(people), -1).tolist()
-    xy = people[:, :, :2].astype(np.float64)
-    seen = (people[:, :, 2] > 0)[:, :, None]
-    any_seen = seen.any(axis=1)  # (P, 1); a person without any joint gets an empty box at 0
-    lo = np.where(any_seen, np.where(seen, xy, np.inf).min(axis=1), 0.0)
-    hi = np.where(any_seen, np.where(seen, xy, -np.inf).max(axis=1), 0.0)
     results = [{"image_id": image_id, "category_id": 1, "keypoints": kp, "score": float(score),
-                "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]}
-               for kp, score, (x0, y0), (x1, y1) in zip(keypoints, scores.tolist(), lo, hi,
-                                                        strict=True)]
+                "bbox": box}
+               for kp, score, box in zip(keypoints, scores.tolist(), joint_boxes(people).tolist(),
+                                         strict=True)]
     if track_ids is not None:
         for result, track in zip(results, track_ids.tolist(), strict=True):
             result["track_id"] = track
     return results
+
+
+def joint_boxes(people: np.ndarray) -> np.ndarray:
+    """(P, 4) float64 ``[x, y, w, h]`` around each person's detected joints (score > 0) of
+    ``people`` (P, J, 3 + L); a person without any gets an empty box at 0. An absent joint has
+    coordinates mapped from the map origin, somewhere outside the person."""
+    xy = people[:, :, :2].astype(np.float64)
+    seen = (people[:, :, 2] > 0)[:, :, None]
+    any_seen = seen.any(axis=1)  # (P, 1)
+    lo = np.where(any_seen, np.where(seen, xy, np.inf).min(axis=1), 0.0)
+    hi = np.where(any_seen, np.where(seen, xy, -np.inf).max(axis=1), 0.0)
+    return np.concatenate([lo, hi - lo], axis=1).reshape(-1, 4)
 
 
 def draw_people(image: np.ndarray, people: np.ndarray, skeleton: list[list[int]],

@@ -103,6 +103,24 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> WeightsInfo:
     return WeightsInfo("checkpoint", state_digest(model), path=str(path.resolve()))
 
 
+def _calibrate(model: nn.Module, images: torch.Tensor) -> None:
+    """One training-mode pass over ``images`` (N, 3, H, W) that sets every BN's running statistics.
+
+    The pass runs in float64 on one thread and the statistics are rounded to float32 after it:
+    a float32 pass sums in an order that depends on the thread count and the CPU's kernels, so
+    the same seed would give other bytes (and another digest) on another machine, or in a
+    process with another ``torch.get_num_threads()``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model.double().train()
+        model(images.double())
+    finally:
+        model.float().eval()
+        torch.set_num_threads(threads)
+
+
 @torch.no_grad()
 def init_random(model: nn.Module, seed: int = 0, calib_size: tuple[int, int] = (128, 128)) -> WeightsInfo:
     """Seeded random weights whose activations look like a trained net's (O(1) outputs).
@@ -123,9 +141,7 @@ def init_random(model: nn.Module, seed: int = 0, calib_size: tuple[int, int] = (
             module.reset_running_stats()
             module.momentum = None  # cumulative average over the calibration pass
     images = torch.randn((2, 3, *calib_size), generator=gen)
-    model.train()
-    model(images)
-    model.eval()
+    _calibrate(model, images)
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.momentum = 0.1

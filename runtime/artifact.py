@@ -28,29 +28,35 @@ def configure_threads(threads: int = 0, cores: str = "default") -> None:
     """Set the calling thread's TVM thread pool: ``threads`` workers (0: runtime default)
     pinned to ``cores`` ("big" or "little" on big.LITTLE boards, e.g. RK3399's A72 / A53).
 
-    TVM's pool belongs to the thread that runs the VM, and TVM may pin that thread: call this
-    from the inference thread.
+    TVM's pool belongs to the thread that runs the VM: call this from the inference thread.
+    TVM pins that thread when it makes the pool (to CPU 0 with one worker); with "default" the
+    thread keeps the CPUs it had, so an application's thread (and every process it starts
+    later, which inherits the mask) is not left on one core. "big" / "little" pin it on purpose.
     """
     import os
-
-    import tvm
 
     check_threads(threads, cores)
     if threads:  # TVM caps its pool at TVM_NUM_THREADS, else the *physical* core count (1 on a
         os.environ["TVM_NUM_THREADS"] = str(threads)  # 2-vCPU VM): a larger request is ignored
-    tvm.get_global_func("runtime.config_threadpool")(CORE_MODES[cores], threads)
+    _config_pool(CORE_MODES[cores], threads, keep_affinity=cores == "default")
 
 
 def configure_helper_thread() -> None:
     """Give the calling thread (one that runs merge functions beside the inference thread) a TVM
-    pool of its own with no workers, so it computes on itself, and keep its CPU affinity (TVM
-    may pin a thread when it configures a pool; ``TVM_NUM_THREADS`` is left as it is)."""
+    pool of its own with no workers, so it computes on itself, keeping its CPU affinity
+    (``TVM_NUM_THREADS`` is left as it is)."""
+    _config_pool(CORE_MODES["default"], 1, keep_affinity=True)
+
+
+def _config_pool(mode: int, threads: int, keep_affinity: bool) -> None:
+    """``runtime.config_threadpool`` for the calling thread; undo the pin TVM puts on it when
+    ``keep_affinity`` (Linux: elsewhere there is no affinity call to undo it with)."""
     import os
 
     import tvm
 
-    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    tvm.get_global_func("runtime.config_threadpool")(CORE_MODES["default"], 1)
+    cpus = os.sched_getaffinity(0) if keep_affinity and hasattr(os, "sched_getaffinity") else None
+    tvm.get_global_func("runtime.config_threadpool")(mode, threads)
     if cpus is not None and os.sched_getaffinity(0) != cpus:
         os.sched_setaffinity(0, cpus)
 

@@ -22,6 +22,19 @@ def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None, timeout: floa
                           text=True, timeout=timeout)
 
 
+@pytest.fixture(autouse=True)
+def _cpu_affinity_is_left_alone():
+    """Fail the test that leaves this process pinned: every later test and every process it
+    starts would inherit the mask (TVM pins a thread when it makes a pool), and torch picks its
+    thread count, hence its float32 sums, from it."""
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    yield
+    if before is not None and os.sched_getaffinity(0) != before:
+        after = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, before)
+        pytest.fail(f"the test left the process on CPUs {sorted(after)} (was {sorted(before)})")
+
+
 @contextmanager
 def isolated_board(folder: Path, key: str, boards: int = 1, opencl_key: str | None = None):
     """Virtual board(s) of their own (run state under ``folder``, the cached root filesystem

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import cv2
 import numpy as np
@@ -92,6 +93,20 @@ def test_letterbox_keeps_aspect_and_maps_points():
 
 
 @pytest.mark.unit
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to see a pin")
+@pytest.mark.parametrize("threads", [0, 1])
+def test_a_default_pool_leaves_the_callers_cpus(threads):
+    """PoseEstimator configures TVM's pool on the application's own thread: TVM pinned it (and
+    every process it starts) to CPU 0; 'big' still pins on purpose."""
+    code = ("import os, subprocess, sys; from runtime.artifact import configure_threads; "
+            f"configure_threads({threads}); print(sorted(os.sched_getaffinity(0))); "
+            "subprocess.run([sys.executable, '-c', 'import os; print(sorted(os.sched_getaffinity(0)))'])")
+    res = run_cli("-c", code)
+    assert res.returncode == 0, res.stderr
+    cpus = str(sorted(os.sched_getaffinity(0)))
+    assert res.stdout.split("\n")[:2] == [cpus, cpus], res.stdout
+
+
 def test_runtime_never_imports_torch_or_compile():
     """Every module of runtime/ and kernels/ (found on disk, not listed here) imported in a
     fresh interpreter pulls in neither torch nor compile/."""

@@ -113,6 +113,21 @@ def test_random_weights_are_seeded_and_realistic(xs_random):
         assert 0.2 < out.std().item() < 5 and out.abs().max().item() < 50
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_random_weights_do_not_depend_on_the_thread_count(xs_random, threads):
+    """The build and deploy's reference are other processes, maybe other machines: a seed must
+    give the same bytes at any ``torch.get_num_threads()`` (a float32 calibration pass did not)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        info = init_random(LitePose(MODELS["xs"].arch(), 14), seed=3)
+        assert torch.get_num_threads() == threads  # the calibration restores the caller's pool
+    finally:
+        torch.set_num_threads(before)
+    assert info.sha256 == state_digest(xs_random)
+    assert all(v.dtype in (torch.float32, torch.int64) for v in xs_random.state_dict().values())
+
+
 def test_fuse_bn_preserves_the_function(xs_random):
     fused = fuse_bn(xs_random)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())

@@ -51,7 +51,7 @@ compile:
 	$(PY) -m compile build --model $(MODEL) --target $(TARGET) --dataset $(DATASET) --output $(OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
 
 bench-post:  ## grouping kernels vs the slow reference; run.py vs inference alone
-	$(PY) -m tests.bench_post --artifact $(OUT)
+	$(PY) -m compile bench-post --artifact $(OUT)
 
 tune:   ## MetaSchedule tuning; TRACKER=host:port KEY=... for boards (else TVM_TRACKER_* or local host)
 	$(PY) -m compile tune --model $(MODEL) --target $(TARGET) --trials $(TRIALS) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY)) $(if $(PARALLEL),--parallel $(PARALLEL))

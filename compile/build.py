@@ -1,5 +1,5 @@
-"""Build: Relax import (+ the merge functions) -> (tuning database) -> tvm.compile ->
-export_library + metadata."""
+"""Build: import (+ the merge functions) -> lower -> select and apply the tuning databases ->
+``tvm.compile`` -> ``export_library`` + metadata."""
 
 from __future__ import annotations
 
@@ -12,24 +12,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from runtime.atomic import EXEC_MODE, atomic_dir, atomic_path, check_writable_dir, remove_stale_dirs
+from runtime.library import elf_machine, file_sha256
 from runtime.meta import (
     LIBRARY_NAME,
     METADATA_NAME,
     ArtifactMeta,
-    DatabaseRef,
     InputSpec,
     OutputSpec,
     TargetInfo,
     TuningInfo,
     WeightsMeta,
-    elf_machine,
-    file_sha256,
 )
 
-from . import REPO_ROOT, __version__
-from .models import MEAN, STD, get_dataset, get_model, parse_input_size
-from .targets import TARGETS, TargetPreset, get_target
-from .tunedb import TUNING_LOGS, database_dir
+from . import __version__
+from .model.zoo import MEAN, STD, get_dataset, get_model, parse_input_size
+from .targets import TargetPreset, get_target
+from .tuning.database import TUNING_LOGS, database_dir
 
 logger = logging.getLogger(__name__)
 
@@ -65,47 +63,9 @@ class BuildResult:
     stale: list[Path] = field(default_factory=list)  # databases of another graph, not applied
 
 
-def apply_database(mod, target, database):
-    """Replace each task with its best record, then pack the weights the schedules rewrote.
-
-    The order of ``relax.pipeline.static_shape_tuning_pipeline(cpu_weight_prepack=True)``; the
-    layout transforms of constant weights fold away, so ``main`` keeps its contract.
-    """
-    import tvm
-    from tvm import relax
-
-    with target, database:
-        return tvm.transform.Sequential([
-            relax.transform.MetaScheduleApplyDatabase(enable_warning=False),
-            relax.transform.SplitLayoutRewritePreproc(),
-            relax.transform.FoldConstant(),
-        ])(mod)
-
-
-def schedule_source(preset: TargetPreset, tuning_logs: Path, graph: str,
-                    schedules_from: str | None, transfer: bool) -> str | None:
-    """Whose tuning databases a build of ``preset`` applies: its own, another CPU target's
-    (``schedules_from``; by default ``host`` when the target has none), or none."""
-    from .tunedb import target_databases
-
-    if schedules_from is not None:
-        source = get_target(schedules_from)
-        if source.is_gpu != preset.is_gpu:
-            raise ValueError(f"--schedules-from {source.name}: schedules of a "
-                             f"{'GPU' if source.is_gpu else 'CPU'} target cannot run on "
-                             f"{preset.name}; choose one of "
-                             f"{', '.join(n for n, t in TARGETS.items() if t.is_gpu == preset.is_gpu)}")
-        return source.name
-    if target_databases(tuning_logs, preset.name, graph)[0]:
-        return preset.name
-    if transfer and not preset.is_gpu and preset.name != "host":
-        return "host"
-    return None
-
-
 def compile_module(mod, preset: TargetPreset, tuning_logs: Path, exact_db: Path, graph: str,
                    schedules_from: str | None = None, transfer: bool = True):
-    """``tvm.compile`` the Relax module with the tuning databases of the target applied.
+    """Lower the Relax module, select and apply its tuning databases, ``tvm.compile`` it.
 
     A target without databases of its own applies another CPU target's records for the same
     workloads (``schedules_from``, default ``host``; ``transfer=False`` refuses); the report
@@ -114,50 +74,15 @@ def compile_module(mod, preset: TargetPreset, tuning_logs: Path, exact_db: Path,
     database folders.
     """
     import tvm
-    from tvm.s_tir import meta_schedule as ms
 
-    from .frontend import lower_for_tuning
-    from .tunedb import graph_version, merge_databases, target_databases, target_machine
+    from .passes.pipeline import lower_for_tuning
+    from .tuning.select import apply_selection, select_databases
 
     target = preset.tvm_target()
-    source = schedule_source(preset, tuning_logs, graph, schedules_from, transfer)
-    stale = target_databases(tuning_logs, preset.name, graph)[1]
-    db_dirs = []
-    if source is not None:
-        db_dirs, stale_source = target_databases(tuning_logs, source, graph)
-        stale += [d for d in stale_source if d not in stale]
-        exact = Path(tuning_logs) / source / exact_db.name
-        db_dirs.sort(key=lambda d: d != exact)  # the exact model and size first
-    for d in stale:
-        logger.warning("tuning database %s was tuned on another graph (%s, now %s): not applied; "
-                       "re-tune", d, graph_version(d) or "unrecorded", graph)
     mod = lower_for_tuning(mod, target)  # fusion (and layout-free weights) tuned or not
-    if not db_dirs:
-        return tvm.compile(mod, target), None, stale
-    tasks = [t.dispatched[0] for t in ms.relax_integration.extract_tasks(mod, target)]
-    machine = target_machine(target)  # as tune names the records it measures
-    database, coverage, elsewhere = merge_databases(db_dirs, tasks, machine)
-    covered = sum(database.has_workload(t) for t in tasks)  # by any of the databases
-    for cov in coverage:
-        logger.info("tuning database %s covers %d/%d tasks", cov.db_dir, cov.covered, cov.total)
-    if not any(c.covered for c in coverage):
-        return tvm.compile(mod, target), None, stale
-    mod = apply_database(mod, target, database)
-    report = TuningInfo(
-        tasks=len(tasks), tasks_covered=covered, graph=graph, schedules_from=source,
-        transferred=source != preset.name,
-        databases=tuple(DatabaseRef(_repo_relative(c.db_dir), c.digest, c.covered)
-                        for c in coverage if c.covered),
-        machine=machine, tasks_elsewhere=elsewhere)
-    if elsewhere and source == preset.name:
-        logger.warning("%d/%d tasks have records measured only on other machines than %s (run "
-                       "'make tune' here to measure them on it)", elsewhere, len(tasks), machine)
-    return tvm.compile(mod, target), report, stale
-
-
-def _repo_relative(path: Path) -> str:
-    path = Path(path).resolve()
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+    selection = select_databases(preset, tuning_logs, exact_db, graph, schedules_from, transfer)
+    mod, report = apply_selection(mod, target, selection, preset, graph)
+    return tvm.compile(mod, target), report, list(selection.stale)
 
 
 def export(executable, preset: TargetPreset, path: Path) -> Path:
@@ -180,7 +105,7 @@ def make_metadata(size, loaded, preset: TargetPreset, tuning: TuningInfo | None)
     """The self-description the runtime reads."""
     import tvm
 
-    from .merge import VARIANTS, merge_spec
+    from .frontend.merge import VARIANTS, merge_spec
 
     ds = loaded.dataset
     h, w = size
@@ -237,8 +162,9 @@ def build(args: BuildArgs) -> BuildResult:
 
 
 def _build(args: BuildArgs, spec, dataset, preset: TargetPreset, size, output: Path) -> BuildResult:
-    from .frontend import GRAPH_VERSION, import_relax, load_model
-    from .merge import with_merges
+    from .frontend.importer import import_relax, load_model
+    from .frontend.merge import with_merges
+    from .passes.pipeline import GRAPH_VERSION
 
     timings = {}
     t0 = time.perf_counter()

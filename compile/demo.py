@@ -11,8 +11,11 @@ import logging
 import subprocess
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from runtime.meta import ArtifactMeta
 
 from . import REPO_ROOT
 
@@ -49,7 +52,7 @@ def board_run(artifact: Path, image: Path, output: Path) -> subprocess.Completed
     Numba compiles the grouping kernels at -O0 there: the same results, and a first JIT under
     emulation minutes shorter (its cache is kept apart from the -O2 one).
     """
-    from .board import board_dir, board_env
+    from .boards.virtual import board_dir, board_env
 
     base = board_dir()
     env = {**board_env(base), "NUMBA_OPT": "0", "NUMBA_CACHE_DIR": str(base / "numba-cache-O0")}
@@ -61,9 +64,7 @@ def board_run(artifact: Path, image: Path, output: Path) -> subprocess.Completed
 def demo(args: DemoArgs, say: Callable[[str], None] = print) -> DemoResult:
     """Run the flow, narrating each step through ``say``; raises ``ValueError`` on bad input
     and ``RuntimeError`` when a step fails."""
-    from .board import read_state, start_board, stop_board
-    from .build import BuildArgs, build
-    from .deploy import DeployArgs, deploy
+    from .boards.virtual import stop_board
     from .targets import get_target
 
     preset = get_target(args.target)
@@ -72,54 +73,81 @@ def demo(args: DemoArgs, say: Callable[[str], None] = print) -> DemoResult:
                          f"one; valid choices: {', '.join(BOARD_TARGETS)}")
     if not Path(args.image).is_file():
         raise ValueError(f"image {str(args.image)!r} does not exist")
-    seconds = {}
-    t0 = time.perf_counter()
+    seconds: dict[str, float] = {}
     folder = REPO_ROOT / "build" / f"{args.model}-{preset.name}"
-    say(f"[1/4] build LitePose-{args.model.upper()} for {preset.name} -> {folder}")
-    built = build(BuildArgs(model=args.model, target=preset.name, output=folder,
-                            checkpoint=args.checkpoint))
-    say(f"      {built.meta.describe()}")
-    weights = built.meta.weights
-    say(f"      weights: {'SEEDED RANDOM (no CHECKPOINT given)' if weights.random else weights.path}")
-    seconds["build"] = time.perf_counter() - t0
-
-    t1 = time.perf_counter()
-    state = read_state()
-    started = False
-    if state is None or state.key != preset.rpc_key:
-        if state is not None:
-            raise RuntimeError(f"a board with key {state.key!r} is running; stop it with "
-                               "'make board-stop' first")
-        say(f"[2/4] start the virtual aarch64 board (qemu-user) at 127.0.0.1:{args.port}, key "
-            f"{preset.rpc_key} (built once into ~/.cache, about 100 MB of downloads)")
-        state = start_board(args.port, preset.rpc_key)
-        started = True
-    else:
-        say(f"[2/4] the virtual board is already running at 127.0.0.1:{state.tracker_port}")
-    seconds["board"] = time.perf_counter() - t1
+    with _timed(seconds, "build"):
+        meta = _build_step(args, preset, folder, say)
+    with _timed(seconds, "board"):
+        state, started = _board_step(args, preset, say)
     try:
-        t2 = time.perf_counter()
-        say("[3/4] deploy over RPC: upload, run, compare with PyTorch on this machine")
-        res = deploy(DeployArgs(model=args.model, target=preset.name, artifact=folder,
-                                tracker=f"127.0.0.1:{state.tracker_port}", key=state.key,
-                                repeat=3, compare_untuned=False))
-        verdict = "PASS" if res.passed else "FAIL"
-        say(f"      max |err| {res.max_abs_err:.3g} (tolerance {res.tolerance:.3g}); "
-            f"{res.latency_ms:.0f} ms per frame EMULATED (says nothing about a real board); "
-            f"verdict {verdict}")
-        seconds["deploy"] = time.perf_counter() - t2
-
-        t3 = time.perf_counter()
-        say(f"[4/4] runtime/run.py inside the board on {Path(args.image).name}")
-        run = board_run(folder, Path(args.image), Path(args.output))
-        seconds["run"] = time.perf_counter() - t3
-        for line in run.stdout.splitlines():
-            say(f"      board: {line}")
-        if run.returncode != 0:
-            raise RuntimeError(f"run.py on the board failed (exit {run.returncode}):\n{run.stderr}")
+        with _timed(seconds, "deploy"):
+            verdict = _deploy_step(args, preset, folder, state, say)
+        with _timed(seconds, "run"):
+            _run_step(args, folder, say)
     finally:
         if started and not args.keep_board:
             stop_board()
     rendered = sorted(Path(args.output).glob("*.jpg"))
     return DemoResult(folder, verdict, rendered, Path(args.output) / "results.json",
-                      built.meta.weights.random, seconds)
+                      meta.weights.random, seconds)
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], step: str):
+    """Record the seconds the block took under ``step``."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[step] = time.perf_counter() - t0
+
+
+def _build_step(args: DemoArgs, preset, folder: Path, say) -> ArtifactMeta:
+    from .build import BuildArgs, build
+
+    say(f"[1/4] build LitePose-{args.model.upper()} for {preset.name} -> {folder}")
+    meta = build(BuildArgs(model=args.model, target=preset.name, output=folder,
+                           checkpoint=args.checkpoint)).meta
+    say(f"      {meta.describe()}")
+    weights = meta.weights
+    say(f"      weights: {'SEEDED RANDOM (no CHECKPOINT given)' if weights.random else weights.path}")
+    return meta
+
+
+def _board_step(args: DemoArgs, preset, say):
+    """The running virtual board of the preset's key, or one started now: (state, started)."""
+    from .boards.virtual import read_state, start_board
+
+    state = read_state()
+    if state is not None and state.key == preset.rpc_key:
+        say(f"[2/4] the virtual board is already running at 127.0.0.1:{state.tracker_port}")
+        return state, False
+    if state is not None:
+        raise RuntimeError(f"a board with key {state.key!r} is running; stop it with "
+                           "'make board-stop' first")
+    say(f"[2/4] start the virtual aarch64 board (qemu-user) at 127.0.0.1:{args.port}, key "
+        f"{preset.rpc_key} (built once into ~/.cache, about 100 MB of downloads)")
+    return start_board(args.port, preset.rpc_key), True
+
+
+def _deploy_step(args: DemoArgs, preset, folder: Path, state, say) -> str:
+    from .deploy import DeployArgs, deploy
+
+    say("[3/4] deploy over RPC: upload, run, compare with PyTorch on this machine")
+    res = deploy(DeployArgs(model=args.model, target=preset.name, artifact=folder,
+                            tracker=f"127.0.0.1:{state.tracker_port}", key=state.key,
+                            repeat=3, compare_untuned=False))
+    verdict = "PASS" if res.passed else "FAIL"
+    say(f"      max |err| {res.max_abs_err:.3g} (tolerance {res.tolerance:.3g}); "
+        f"{res.latency_ms:.0f} ms per frame EMULATED (says nothing about a real board); "
+        f"verdict {verdict}")
+    return verdict
+
+
+def _run_step(args: DemoArgs, folder: Path, say) -> None:
+    say(f"[4/4] runtime/run.py inside the board on {Path(args.image).name}")
+    run = board_run(folder, Path(args.image), Path(args.output))
+    for line in run.stdout.splitlines():
+        say(f"      board: {line}")
+    if run.returncode != 0:
+        raise RuntimeError(f"run.py on the board failed (exit {run.returncode}):\n{run.stderr}")

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.artifact import Maps
-from runtime.meta import METADATA_NAME, ArtifactMeta, WeightsMeta, elf_machine
+from runtime.meta import METADATA_NAME, ArtifactMeta, WeightsMeta
 
 from . import REPO_ROOT
+from .boards.remote import RemoteArtifact, check_artifact, is_virtual_board
+from .boards.tracker import Tracker, check_tracker, resolve_tracker
 from .build import BuildArgs, build
-from .models import get_dataset, get_model, parse_input_size
+from .frontend.reference import host_reference, reference_maps
+from .model.zoo import get_model, parse_input_size
 from .targets import get_target
-from .tracker import Tracker, check_tracker, request_board, resolve_tracker
 
 logger = logging.getLogger(__name__)
 
@@ -75,130 +76,6 @@ def untuned_twin(folder: Path, meta: ArtifactMeta) -> Path:
 def default_artifact(model: str, target: str, input_size: str | None) -> Path:
     suffix = f"-{input_size}" if input_size else ""
     return REPO_ROOT / "build" / f"{model}-{target}{suffix}"
-
-
-def check_artifact(folder: Path, target: str) -> ArtifactMeta:
-    """Metadata of ``folder``; refuse (before any upload) a library for another machine."""
-    preset = get_target(target)
-    meta = ArtifactMeta.read(folder)
-    library = meta.library_path(folder)  # confined, whole, the digest it was built with
-    machine = elf_machine(library)
-    if machine != preset.arch:
-        raise ValueError(f"{library} is an {machine} library but target {target} runs {preset.arch} "
-                         f"code; rebuild with 'python -m compile build --target {target}'")
-    if meta.target.name != target:
-        raise ValueError(f"{folder} was built for {meta.target.name}, not {target}")
-    return meta
-
-
-def load_reference(meta: ArtifactMeta, checkpoint: str | Path | None = None):
-    """The PyTorch model of the artifact's own weights (``checkpoint`` overrides the path the
-    metadata records); ``ValueError`` when the weights' digest differs from the artifact's."""
-    from .frontend import load_model
-
-    weights = meta.weights
-    loaded = load_model(get_model(meta.model), get_dataset(meta.dataset),
-                        checkpoint or weights.path, weights.seed or 0)
-    if loaded.weights.sha256 != weights.sha256:
-        raise ValueError("the host cannot rebuild the artifact's weights (digest differs); "
-                         "pass the checkpoint it was built with")
-    return loaded
-
-
-def host_reference(meta: ArtifactMeta, seed: int = 7) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The fixed input and the PyTorch outputs of the artifact's own weights."""
-    import torch
-
-    from .frontend import example_input
-
-    loaded = load_reference(meta)
-    x = example_input(meta.input_hw, seed=seed)
-    with torch.no_grad():
-        return x.numpy(), [o.numpy() for o in loaded.model(x)]
-
-
-def is_virtual_board(tracker: Tracker) -> bool:
-    """True when ``tracker`` is the one the virtual (qemu) board of this machine registered at."""
-    from .board import read_state
-
-    state = read_state()
-    return bool(state and state.tracker_port == tracker.port
-                and tracker.key in (state.key, state.opencl_key)
-                and tracker.host in ("127.0.0.1", "localhost"))
-
-
-class RemoteArtifact:
-    """An artifact uploaded to a board from the tracker and loaded there: ``meta`` and
-    ``infer`` as :class:`runtime.artifact.Artifact`, so the runtime's pipeline can drive it."""
-
-    def __init__(self, tracker: Tracker, folder: Path, meta: ArtifactMeta, session_timeout: int = 600):
-        import tvm
-        from tvm.runtime.vm import VirtualMachine
-
-        self.folder, self.meta, self._tvm = Path(folder), meta, tvm
-        self.remote, _ = request_board(tracker, priority=1, session_timeout=session_timeout)
-        self.remote.upload(str(meta.library_path(self.folder)))  # checked before it leaves
-        lib = self.remote.load_module(meta.library)
-        self.device = self.remote.cl(0) if meta.target.device == "opencl" else self.remote.cpu(0)
-        self.vm = VirtualMachine(lib, self.device)
-
-    def infer(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """image (1, 3, H, W) float32 -> the network's two outputs, run on the board."""
-        out0, out1 = (o.numpy() for o in self._network(image))
-        return out0, out1
-
-    def infer_maps(self, image: np.ndarray, flip: bool = False, fast: bool = False,
-                   keep_raw: bool = False) -> Maps:
-        """As :meth:`runtime.artifact.Artifact.infer_maps`, on the board: the network's outputs
-        stay there and feed the library's merge function; only the maps come back."""
-        spec = self.meta.merge_for(flip, fast)
-        if spec is None:
-            raise ValueError(f"{self.folder} has no merge function for flip={flip}, fast={fast}")
-        first = self._network(image)
-        args = list(first)
-        if flip:
-            args += list(self._network(np.ascontiguousarray(image[:, :, :, ::-1])))
-        heat, tags = (t.numpy() for t in self._call(spec.function, *args))
-        if (heat.shape, tags.shape) != (spec.heatmaps, spec.tags):
-            raise ValueError(f"{self.folder}: {spec.function} returned {heat.shape}, {tags.shape}; "
-                             f"its metadata says {spec.heatmaps}, {spec.tags}: rebuild the artifact")
-        raw = (first[0].numpy(), first[1].numpy()) if keep_raw else None
-        return Maps(heat, tags, raw)
-
-    def _network(self, image: np.ndarray):
-        if image.shape != self.meta.input.shape:
-            raise ValueError(f"input shape {image.shape} does not match the artifact's "
-                             f"{self.meta.input.shape}")
-        return self._call(self.meta.network, self._tvm.runtime.tensor(image, self.device))
-
-    def _call(self, function: str, *args):
-        """One VM function on the board (RPC: set_input / invoke_stateful / get_outputs)."""
-        self.vm.set_input(function, *args)
-        self.vm.invoke_stateful(function)
-        return list(self.vm.get_outputs(function))
-
-    def time(self, repeat: int) -> list[float]:
-        """Seconds of ``repeat`` runs of the last input, timed on the board."""
-        timer = self.vm.time_evaluator("invoke_stateful", self.device, number=1, repeat=repeat)
-        return list(timer(self.meta.network).results)
-
-
-def reference_maps(meta: ArtifactMeta, x: np.ndarray, refs: list[np.ndarray]) -> dict:
-    """Merge function name -> the reference merge (:func:`compile.merge.reference_merge`) of the
-    PyTorch outputs ``refs`` for ``x`` (and for its mirror, run here, with flip test)."""
-    import torch
-
-    from .merge import reference_merge
-
-    if not meta.merges:
-        return {}
-    mirrored = np.ascontiguousarray(x[:, :, :, ::-1])
-    with torch.no_grad():
-        flipped = [o.numpy() for o in load_reference(meta).model(torch.from_numpy(mirrored))]
-    flip_index = tuple(get_dataset(meta.dataset).flip_index)
-    return {m.function: reference_merge([refs, flipped] if m.flip else [refs], meta.input_hw,
-                                        meta.num_joints, flip_index, fast=m.fast)
-            for m in meta.merges}
 
 
 def run_remote(tracker: Tracker, meta: ArtifactMeta, folder: Path, x: np.ndarray, repeat: int,

@@ -27,7 +27,8 @@ from .postprocess import DecodeConfig
 from .results import joint_boxes
 from .smoothing import KeypointSmoother, OneEuroConfig
 from .sources import Source
-from .stages import Runner, Sink
+from .stages import Runner
+from .steps import Sink
 from .tracking import Tracker, TrackerConfig
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .meta import ArtifactMeta, elf_machine, this_machine
+from .library import elf_machine, this_machine
+from .meta import ArtifactMeta
 
 logger = logging.getLogger(__name__)
 

@@ -7,14 +7,13 @@ run.py read it through :meth:`ArtifactMeta.read`. Standard library only: it runs
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import write_json_atomic
+from .library import ELF_MACHINES, elf_machine, file_sha256, plain_file_name
 
 logger = logging.getLogger(__name__)
 
@@ -22,57 +21,12 @@ SCHEMA_VERSION = 3
 READABLE_SCHEMAS = (2, 3)  # 2: no merge functions (the runtime merges the heads itself)
 LIBRARY_NAME = "model.so"
 METADATA_NAME = "metadata.json"
-ELF_MACHINES = {"x86_64": 0x3E, "aarch64": 0xB7}
 DEVICES = ("cpu", "opencl")
 WEIGHT_SOURCES = ("random", "checkpoint")
 
 
 class MetadataError(ValueError):
     """A metadata file this runtime cannot use; the message names the file and the field."""
-
-
-def elf_machine(path: str | Path) -> str:
-    """The machine of an ELF file as a key of ``ELF_MACHINES`` (or ``"0x.."`` if unknown).
-
-    Raises ``ValueError`` when the file is not an ELF object or is shorter than its own header
-    says (a truncated copy: mapping it would crash the loader with SIGBUS).
-    """
-    path = Path(path)
-    with open(path, "rb") as fh:
-        header = fh.read(64)
-    if len(header) < 20 or header[:4] != b"\x7fELF":
-        raise ValueError(f"{path} is not an ELF shared object")
-    code = int.from_bytes(header[18:20], "little")
-    wide = header[4] == 2  # ELFCLASS64; the section header table ends the file
-    at, entry, count = (0x28, 0x3A, 0x3C) if wide else (0x20, 0x2E, 0x30)
-    if len(header) < count + 2:
-        raise ValueError(f"{path} is truncated ({len(header)} bytes, not even an ELF header)")
-    need = (int.from_bytes(header[at:at + (8 if wide else 4)], "little")
-            + int.from_bytes(header[entry:entry + 2], "little")
-            * int.from_bytes(header[count:count + 2], "little"))
-    size = path.stat().st_size
-    if size < need:
-        raise ValueError(f"{path} is truncated: {size} bytes, its ELF header needs {need}; "
-                         "copy or build the artifact again")
-    return next((k for k, v in ELF_MACHINES.items() if v == code), hex(code))
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def plain_file_name(name: str) -> bool:
-    """True for a bare file name (no folder part, not ``.``/``..``): it stays in its folder."""
-    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name
-            and "\\" not in name and "\0" not in name)
-
-
-def this_machine() -> str:
-    """This machine's architecture in ``ELF_MACHINES`` terms (``arm64`` is ``aarch64``)."""
-    machine = platform.machine().lower()
-    return {"arm64": "aarch64", "amd64": "x86_64"}.get(machine, machine)
 
 
 @dataclass(frozen=True)

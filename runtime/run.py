@@ -202,7 +202,7 @@ def _open(args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> int:
     from runtime.artifact import configure_helper_thread
     from runtime.placement import plan
-    from runtime.stages import StageError
+    from runtime.steps import StageError
     from runtime.writer import Writer
 
     try:

@@ -40,7 +40,7 @@ def isolated_board(folder: Path, key: str, boards: int = 1, opencl_key: str | No
     """Virtual board(s) of their own (run state under ``folder``, the cached root filesystem
     shared) started through the CLI under ``key`` (and its OpenCL device under ``opencl_key``
     when given); stopped at the end. Yields env, port, dir."""
-    from compile import board
+    from compile.boards import virtual as board
     from tests.rpc_helpers import free_port
 
     base = board.ensure_board()  # the cached root filesystem, built when missing

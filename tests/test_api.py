@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import runtime.api as api
+from compile.eval.synthetic import walkers, write_video
 from runtime import PoseEstimator, run
 from tests.conftest import REPO, run_cli
-from tests.synthetic import OracleEngine, oracle_meta, walkers, write_video
+from tests.oracle import OracleEngine, oracle_meta
 
 FRAMES = 40
 

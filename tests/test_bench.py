@@ -25,7 +25,7 @@ def test_bench_prints_every_engine_and_a_plot(tmp_path):
 
 
 def test_bench_post_prints_ratios(xs_host_artifact):
-    res = run_cli("-m", "tests.bench_post", "--repeats", "1", "--frames", "4", "--rounds", "1",
+    res = run_cli("-m", "compile", "bench-post", "--repeats", "1", "--frames", "4", "--rounds", "1",
                   "--threads", "1", "--artifact", str(xs_host_artifact))
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("x\n") >= 10  # 8 clean + 2 crowded map sets, each with a ratio

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compile import board
+from compile.boards import virtual as board
 from compile.build import BuildArgs, build
 from tests.conftest import REPO, isolated_board, run_cli
 from tests.rpc_helpers import free_port, start_server, stop_tree, wait_for_key
@@ -136,7 +136,7 @@ def test_a_board_killed_mid_run_gives_a_clear_error(board_env, arm_artifact):
 
 def test_eval_through_the_board(board_env, arm_artifact, tmp_path):
     """The rk3399 library runs on the board (pre/post-processing here) and is scored."""
-    from tests.synthetic import keypoint_set
+    from compile.eval.synthetic import keypoint_set
 
     images, ann = keypoint_set(tmp_path / "set", "crowdpose", n_images=2)
     out = tmp_path / "out"
@@ -165,7 +165,7 @@ def test_tuning_through_the_tracker_on_the_board(board_env, tmp_path):
 def test_a_transferred_build_keeps_parity_on_the_board(board_env, tmp_path):
     """rk3399 has no database: the build applies host records and deploy compares it with the
     untuned build on the same board."""
-    from compile.tune import tune
+    from compile.tuning.tune import tune
     from tests.test_tune import tiny
 
     tune(tiny(tmp_path, trials=4))  # host records for XS at 64x64

@@ -1,4 +1,4 @@
-"""The exact stride-1 forms of LitePose's transposed convs (compile/deconv.py)."""
+"""The exact stride-1 forms of LitePose's transposed convs (compile/model/deconv.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from compile.deconv import DECONV_FORMS, CompiledLitePose, ExactDeconv
-from compile.litepose import LitePose
-from compile.models import DATASETS, MODELS
-from compile.weights import fuse_bn, init_random
+from compile.model.deconv import DECONV_FORMS, CompiledLitePose, ExactDeconv
+from compile.model.litepose import LitePose
+from compile.model.weights import fuse_bn, init_random
+from compile.model.zoo import DATASETS, MODELS
 
 pytestmark = pytest.mark.unit
 

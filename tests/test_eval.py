@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compile.evaluate import EvalArgs, evaluate, reference_size
-from compile.metrics import PROTOCOLS, evaluate_files, evaluate_results, load_keypoint_set
+from compile.eval.evaluate import EvalArgs, evaluate, reference_size
+from compile.eval.metrics import PROTOCOLS, evaluate_files, evaluate_results, load_keypoint_set
+from compile.eval.synthetic import keypoint_set
 from tests.conftest import run_cli
-from tests.synthetic import OracleEngine, keypoint_set, oracle_meta
+from tests.oracle import OracleEngine, oracle_meta
 
 JOINTS = {"crowdpose": 14, "coco": 17}
 
@@ -144,6 +145,20 @@ def test_a_perfect_network_scores_high_and_a_missing_image_counts(dataset):
     saved = json.loads((folder / "out" / "metrics.json").read_text())
     assert saved["missing_images"] == [gone["file_name"]]
     assert len(json.loads((folder / "out" / "ground_truth.json").read_text())["images"]) == len(ks.images)
+
+
+@pytest.mark.unit
+def test_the_synthetic_cli_writes_a_set_that_loads(tmp_path):
+    """``python -m compile synthetic``: the set a README reader tries eval on, in COCO format."""
+    res = run_cli("-m", "compile", "synthetic", str(tmp_path / "set"), "--dataset", "coco",
+                  "--images", "3")
+    assert res.returncode == 0, res.stderr
+    images, ann = (Path(v.split("=", 1)[1]) for v in res.stdout.split())
+    ks = load_keypoint_set(ann, "coco", 17)
+    assert len(ks.images) == 3 and sorted(p.name for p in images.iterdir()) == sorted(
+        im["file_name"] for im in ks.images)
+    bad = run_cli("-m", "compile", "synthetic", str(tmp_path / "x"), "--dataset", "mpii")
+    assert bad.returncode == 2 and "'mpii'" in bad.stderr and "crowdpose" in bad.stderr
 
 
 @pytest.mark.unit

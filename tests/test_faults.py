@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from runtime.atomic import EXEC_MODE, atomic_dir, atomic_path, write_json_atomic
-from runtime.meta import ArtifactMeta, MetadataError, file_sha256
+from runtime.library import file_sha256
+from runtime.meta import ArtifactMeta, MetadataError
 from runtime.sources import open_source, read_image
 from runtime.stages import Runner
 from runtime.writer import Writer
@@ -69,7 +70,7 @@ def test_a_library_outside_the_folder_is_refused_before_loading(tmp_path, evil_l
                          text=True, timeout=300, env={**os.environ, "EVIL_MARKER": str(marker)})
     assert res.returncode == 2 and "field 'library'" in res.stderr, res.stderr
     assert not marker.exists(), "the foreign library was loaded"
-    from compile.deploy import check_artifact
+    from compile.boards.remote import check_artifact
 
     with pytest.raises(MetadataError, match="field 'library'"):
         check_artifact(art, "rk3399")
@@ -168,7 +169,7 @@ def _serve(mode: str) -> tuple[int, threading.Event]:
 def test_a_tracker_port_that_does_not_answer_fails_fast(mode, needle):
     import tvm.rpc  # noqa: F401  (imported before the clock starts)
 
-    from compile.tracker import Tracker, TrackerError, check_tracker
+    from compile.boards.tracker import Tracker, TrackerError, check_tracker
 
     port, done = _serve(mode)
     try:

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from munkres import Munkres
 
+from compile.bench import reference_parser as ref
+from compile.eval.synthetic import crowded_maps, make_maps
 from kernels import group, munkres, transform_back
 from kernels.peaks import top_peaks
 from kernels.reduce import mean_rows_f32
-from tests import reference_parser as ref
-from tests.synthetic import crowded_maps, make_maps
 
 pytestmark = pytest.mark.unit
 NO_JIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"

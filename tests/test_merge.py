@@ -1,11 +1,11 @@
-"""The heads' merge compiled into the artifact (compile/merge.py) equals the spec's merge."""
+"""The heads' merge compiled into the artifact (compile/frontend/merge.py) equals the spec's merge."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from compile.merge import VARIANTS, merge_functions, merge_spec, reference_merge
+from compile.frontend.merge import VARIANTS, merge_functions, merge_spec, reference_merge
 from runtime.meta import ArtifactMeta
 
 FLIP14 = (1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 12, 13)

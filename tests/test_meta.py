@@ -89,7 +89,7 @@ def test_missing_or_broken_file(tmp_path):
 
 
 def test_bench_banner_counts_the_tasks_of_every_database():
-    from compile.bench import banner
+    from compile.bench.engines import banner
 
     tuning = TuningInfo(tasks=39, tasks_covered=33, graph="2:x", schedules_from="host",
                         transferred=False, databases=(DatabaseRef("a", "d1", 10),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from compile.info import model_stats
-from compile.litepose import LitePose
-from compile.models import DATASETS, MODELS, get_dataset, get_model, parse_input_size
+from compile.model.info import model_stats
+from compile.model.litepose import LitePose
+from compile.model.zoo import DATASETS, MODELS, get_dataset, get_model, parse_input_size
 from tests.conftest import REFERENCE
 
 pytestmark = pytest.mark.unit

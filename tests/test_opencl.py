@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from compile.boards.opencl_runtime import SOURCES, check_source, find_source, make_runtime
 from compile.build import BuildArgs, build
-from compile.opencl import SOURCES, check_source, find_source, make_runtime
-from runtime.meta import elf_machine
+from runtime.library import elf_machine
 from tests.conftest import REPO, isolated_board, run_cli
 
 pytestmark = pytest.mark.opencl
@@ -27,7 +27,7 @@ needs_source = pytest.mark.skipif(
 
 
 def _max_err(meta, outs) -> tuple[float, float]:
-    from compile.deploy import host_reference
+    from compile.frontend.reference import host_reference
 
     x, refs = host_reference(meta)
     outs = outs(x)
@@ -151,7 +151,7 @@ def test_one_output_folder_takes_one_arch(tmp_path):
 
 
 def test_the_opencl_device_needs_a_key_of_its_own(tmp_path, monkeypatch):
-    from compile import board
+    from compile.boards import virtual as board
 
     monkeypatch.setenv("LITEPOSE_BOARD_DIR", str(tmp_path))  # nothing may be built or started
     with pytest.raises(ValueError, match="needs a key of its own"):

@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from compile.bench import reference_parser as ref
 from runtime.postprocess import merge_outputs
 from runtime.preprocess import letterbox_for, preprocess
-from tests import reference_parser as ref
 from tests.conftest import REPO, run_cli
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]

@@ -19,7 +19,8 @@ from runtime.pipeline import Prediction
 from runtime.placement import cpu_clusters, plan
 from runtime.preprocess import letterbox_for
 from runtime.sources import Frame, Source
-from runtime.stages import Runner, StageError
+from runtime.stages import Runner
+from runtime.steps import StageError
 from runtime.writer import Writer
 from tests.conftest import PYTHON, REPO, run_cli
 

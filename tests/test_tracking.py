@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 import runtime.api as api
-from compile.models import DATASETS
+from compile.eval.synthetic import walkers, write_video
+from compile.model.zoo import DATASETS
 from kernels.oks import greedy_match, oks_matrix
 from runtime import run
 from runtime.smoothing import KeypointSmoother, OneEuroConfig
 from runtime.tracking import NO_TRACK, Tracker, TrackerConfig
-from tests.synthetic import OracleEngine, id_switches, oracle_meta, walkers, write_video
+from tests.oracle import OracleEngine, id_switches, oracle_meta
 
 pytestmark = pytest.mark.unit
 SIGMAS = DATASETS["crowdpose"].oks_sigmas

@@ -16,9 +16,9 @@ import pytest
 
 from compile.build import BuildArgs, build
 from compile.targets import get_target
-from compile.tune import TuneArgs, tune
-from compile.tunedb import GRAPH, RECORDS, TuningDatabase
-from runtime.meta import elf_machine
+from compile.tuning.database import GRAPH, RECORDS, TuningDatabase
+from compile.tuning.tune import TuneArgs, tune
+from runtime.library import elf_machine
 from tests.conftest import REPO, run_cli
 from tests.rpc_helpers import free_port, loopback_board, stop_tree
 from tests.test_build import assert_parity, run_host_library, torch_reference
@@ -130,14 +130,14 @@ def test_corrupt_and_truncated_lines_are_skipped(tuned_logs, tmp_path):
     db = TuningDatabase(db_dir, writable=False)
     assert db.report.records == len(lines)
     assert len(db.report.skipped) == 2 and ":2:" in db.report.skipped[0]
-    res = run_cli("-c", "from compile.tunedb import TuningDatabase as T; import sys;"
+    res = run_cli("-c", "from compile.tuning.database import TuningDatabase as T; import sys;"
                   f"d = T({str(db_dir)!r}, writable=False); print(len(d.report.skipped))")
     assert res.stdout.strip() == "2" and "skipping a corrupt tuning-database line" in res.stderr
 
 
 @pytest.mark.compile
 def test_a_small_first_pass_measures_every_task_then_searches_in_full_batches(tmp_path):
-    from compile.progress import summary_table
+    from compile.tuning.progress import summary_table
 
     result = tune(tiny(tmp_path, functions="merge", first_pass=1, trials=40))
     trials = sorted(t.trials for t in result.tasks)
@@ -196,11 +196,11 @@ def test_unreachable_tracker_fails_within_seconds():
 @pytest.mark.unit
 def test_board_target_without_tracker_uses_the_local_one(monkeypatch, caplog):
     """As deploy does: the virtual board's tracker; nothing there -> say how to get one."""
-    import compile.tracker
+    import compile.boards.tracker
 
     monkeypatch.delenv("TVM_TRACKER_HOST", raising=False)
-    monkeypatch.setattr(compile.tracker, "DEFAULT_TRACKER_PORT", free_port())  # nothing answers
-    caplog.set_level("INFO", logger="compile.tracker")
+    monkeypatch.setattr(compile.boards.tracker, "DEFAULT_TRACKER_PORT", free_port())  # nothing answers
+    caplog.set_level("INFO", logger="compile.boards.tracker")
     with pytest.raises(ValueError, match=r"cannot reach the RPC tracker at 127\.0\.0\.1") as info:
         tune(TuneArgs(model="xs", target="rpi4"))
     assert "'make board'" in str(info.value) and "TRACKER=HOST:PORT" in str(info.value)
@@ -270,7 +270,8 @@ def _records_from_another_machine(src: Path, dst: Path, keep_own: bool) -> int:
 def test_records_of_another_machine_never_pass_for_this_ones(tuned_logs, tmp_path):
     """Run times of different machines do not compare: the tuner loads only its machine's
     records, a build prefers them per workload and says which tasks had only others'."""
-    from compile.tunedb import merge_databases, target_machine
+    from compile.tuning.database import target_machine
+    from compile.tuning.select import merge_databases
 
     machine = target_machine(get_target("host").tvm_target())
     assert machine.startswith(str(get_target("host").tvm_target().attrs["mcpu"]) + "/")
@@ -299,11 +300,12 @@ def test_records_of_another_machine_never_pass_for_this_ones(tuned_logs, tmp_pat
 def test_a_new_machine_measures_the_others_best_schedules_first(tuned_logs, tmp_path):
     from tvm.s_tir import meta_schedule as ms
 
-    from compile.frontend import import_relax, load_model, lower_for_tuning
-    from compile.models import get_dataset, get_model
-    from compile.remeasure import remeasure
-    from compile.tune import make_builder, make_runner
-    from compile.tunedb import mean_seconds, target_machine
+    from compile.frontend.importer import import_relax, load_model
+    from compile.model.zoo import get_dataset, get_model
+    from compile.passes.pipeline import lower_for_tuning
+    from compile.tuning.database import mean_seconds, target_machine
+    from compile.tuning.remeasure import remeasure
+    from compile.tuning.tune import make_builder, make_runner
 
     preset = get_target("host")
     target = preset.tvm_target()

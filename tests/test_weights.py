@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from compile.litepose import LitePose
-from compile.models import MODELS
-from compile.weights import fuse_bn, init_random, load_checkpoint, state_digest
+from compile.model.litepose import LitePose
+from compile.model.weights import fuse_bn, init_random, load_checkpoint, state_digest
+from compile.model.zoo import MODELS
 
 pytestmark = pytest.mark.unit
 

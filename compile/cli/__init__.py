@@ -19,7 +19,7 @@ def make_parser(name: str, description: str) -> argparse.ArgumentParser:
 
 def input_size_arg(text: str) -> str:
     """argparse ``type=`` for ``--input-size``: ``"HxW"``, both multiples of 16."""
-    from compile.models import parse_input_size
+    from compile.model.zoo import parse_input_size
 
     try:
         h, w = parse_input_size(text, 0)
@@ -55,7 +55,7 @@ def add_input_size_arg(parser: argparse.ArgumentParser) -> None:
 
 def add_tracker_args(parser: argparse.ArgumentParser) -> None:
     """``--tracker`` and ``--key`` (defaults: TVM_TRACKER_*, else the virtual board's tracker)."""
-    from compile.tracker import tracker_arg
+    from compile.boards.tracker import tracker_arg
 
     parser.add_argument("--tracker", metavar="HOST:PORT", type=tracker_arg, default=None,
                         help="RPC tracker (default: TVM_TRACKER_HOST/PORT, else 127.0.0.1:9190, "
@@ -66,7 +66,7 @@ def add_tracker_args(parser: argparse.ArgumentParser) -> None:
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """``--model``, ``--dataset``, ``--input-size``, ``--checkpoint`` (choices from the registries)."""
-    from compile.models import DATASETS, MODELS
+    from compile.model.zoo import DATASETS, MODELS
 
     parser.add_argument("--model", required=True, type=str.lower, choices=list(MODELS),
                         help="LitePose variant")

@@ -12,7 +12,7 @@ def main(argv: list[str]) -> int:
                          "PyTorch on this machine: each engine in its own process, alternating, "
                          "same input and threads; medians, ratios to the fastest of ONNX Runtime "
                          "and OpenVINO, and MAC throughput against the machine's compute bound.")
-    from compile.models import MODELS
+    from compile.model.zoo import MODELS
 
     parser.add_argument("--model", default="xs", type=str.lower, choices=list(MODELS))
     add_input_size_arg(parser)
@@ -24,9 +24,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("build/bench"))
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    from compile.bench import BenchArgs, banner, plot, run, table
-    from compile.info import model_stats
-    from compile.models import get_dataset, get_model
+    from compile.bench.engines import BenchArgs, banner, plot, run, table
+    from compile.model.info import model_stats
+    from compile.model.zoo import get_dataset, get_model
 
     bargs = BenchArgs(model=args.model, input_size=args.input_size, threads=tuple(args.threads),
                       repeats=args.repeats, rounds=args.rounds, workdir=args.workdir)

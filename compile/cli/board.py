@@ -22,7 +22,7 @@ def main(argv: list[str]) -> int:
     setup_logging(args.verbose)
     import time
 
-    from compile import board
+    from compile.boards import virtual as board
 
     try:
         if args.action == "build":

@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     from compile.build import BuildArgs, build
-    from compile.weights import RANDOM_WEIGHTS_WARNING
+    from compile.model.weights import RANDOM_WEIGHTS_WARNING
 
     bargs = BuildArgs(
         model=args.model, target=args.target, output=args.output, dataset=args.dataset,

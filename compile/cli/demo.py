@@ -9,7 +9,7 @@ from compile.cli import fail, make_parser, setup_logging
 
 def main(argv: list[str]) -> int:
     from compile.demo import BOARD_TARGETS, SAMPLE_IMAGE, DemoArgs, demo
-    from compile.models import MODELS
+    from compile.model.zoo import MODELS
 
     parser = make_parser("demo", "The kit's main job on the embedded defaults: build LitePose for "
                          "an ARM board with the committed schedules, start the virtual aarch64 "

@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
     parser = make_parser("deploy", "Request a board from an RPC tracker, upload the artifact, run "
                          "it on a fixed input, compare both outputs with PyTorch on this machine "
                          "and time it. Exit status 1 on mismatch.")
-    from compile.models import MODELS
+    from compile.model.zoo import MODELS
 
     parser.add_argument("--model", required=True, type=str.lower, choices=list(MODELS))
     add_target_arg(parser)

@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
     add_tracker_args(parser)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    from compile.evaluate import EvalArgs, evaluate
+    from compile.eval.evaluate import EvalArgs, evaluate
 
     try:
         report = evaluate(EvalArgs(

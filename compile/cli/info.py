@@ -9,8 +9,8 @@ def main(argv: list[str]) -> int:
     parser = make_parser("info", "Print parameters, true MACs, ptflops-style MACs and I/O shapes.")
     add_model_args(parser)
     args = parser.parse_args(argv)
-    from compile.info import model_stats
-    from compile.models import get_dataset, get_model, parse_input_size
+    from compile.model.info import model_stats
+    from compile.model.zoo import get_dataset, get_model, parse_input_size
 
     try:
         spec, ds = get_model(args.model), get_dataset(args.dataset)

@@ -8,7 +8,7 @@ from compile.cli import fail, make_parser, setup_logging
 
 
 def main(argv: list[str]) -> int:
-    from compile.opencl import ARCHES, TVM_GIT
+    from compile.boards.opencl_runtime import ARCHES, TVM_GIT
 
     parser = make_parser("opencl-runtime", "Build libtvm_runtime_opencl.so (the PyPI TVM wheels "
                          "ship no OpenCL runtime) from an apache/tvm source tree, against the TVM "
@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
                         help="tag or branch to clone (default: v<installed TVM version>)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    from compile.opencl import make_runtime
+    from compile.boards.opencl_runtime import make_runtime
 
     archs = list(ARCHES) if args.arch == "all" else [args.arch]
     if args.output and len(archs) > 1:

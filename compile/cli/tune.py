@@ -22,7 +22,7 @@ def main(argv: list[str]) -> int:
                          "a re-run resumes from them. Boards come from an RPC tracker: --tracker/"
                          "--key, else TVM_TRACKER_HOST/PORT/KEY, else the virtual board's at "
                          "127.0.0.1:9190 ('make board'); 'host' tunes on this machine.")
-    from compile.models import DATASETS, MODELS
+    from compile.model.zoo import DATASETS, MODELS
 
     parser.add_argument("--model", required=True, type=str.lower, choices=list(MODELS))
     parser.add_argument("--dataset", default="crowdpose", type=str.lower, choices=list(DATASETS))
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
                         "(default 8; 0: start those tasks from scratch)")
     parser.add_argument("--functions", default="all", choices=["all", "network", "merge"],
                         help="which functions' tasks to tune: the network (main), the merge of "
-                        "its heads (compile/merge.py), or both (default)")
+                        "its heads (compile/frontend/merge.py), or both (default)")
     parser.add_argument("--replot", action="store_true",
                         help="measure nothing: rebuild tuning-curve.png/.json from every record "
                         "this machine put in the database, in the order measured (runs that "
@@ -61,9 +61,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    from compile.progress import summary_table
-    from compile.tune import TuneArgs, replot, tune
-    from compile.tunedb import TUNING_LOGS
+    from compile.tuning.database import TUNING_LOGS
+    from compile.tuning.progress import summary_table
+    from compile.tuning.tune import TuneArgs, replot, tune
 
     targs = TuneArgs(model=args.model, target=args.target, trials=args.trials,
                      trials_per_task=args.trials_per_task, input_size=args.input_size,

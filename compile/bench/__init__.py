@@ -1,0 +1,1 @@
+"""Benchmarks: the network against other engines, and the runtime's post-processing."""

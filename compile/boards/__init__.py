@@ -1,0 +1,1 @@
+"""Boards: the RPC tracker client, the virtual aarch64 board, TVM's OpenCL runtime, remote artifacts."""

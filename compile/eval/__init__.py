@@ -1,0 +1,1 @@
+"""Accuracy: COCO / CrowdPose keypoint metrics of an artifact, and synthetic keypoint data."""

@@ -1,0 +1,1 @@
+"""Import: the PyTorch network (and the heads' merge) into Relax, and its PyTorch reference."""

@@ -1,0 +1,1 @@
+"""The model zoo: LitePose in PyTorch (network, released configs, weights, exact deconv forms, MACs)."""

@@ -1,0 +1,242 @@
+"""MetaSchedule tuning databases under ``tuning_logs/<target>/<model>-<H>x<W>/``.
+
+The files are MetaSchedule's JSON database format (``database_workload.json`` and
+``database_tuning_record.json``, one JSON value per line), so TVM's own ``JSONDatabase`` reads
+them too. ``TuningDatabase`` adds what a long-running tuner on shared machines needs: every
+record is appended and flushed as it is measured (a killed run keeps all finished records and
+resumes), and a corrupt or truncated line is reported and skipped instead of failing the load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tvm.ir.utils import derived_object
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.database import PyDatabase
+
+from compile import REPO_ROOT
+
+logger = logging.getLogger(__name__)
+
+WORKLOADS = "database_workload.json"
+RECORDS = "database_tuning_record.json"
+TUNING_LOGS = REPO_ROOT / "tuning_logs"  # the committed databases
+GRAPH = "graph.json"  # {"graph": <compile.passes.pipeline.GRAPH_VERSION the records were tuned on>}
+
+
+def graph_version(db_dir: str | Path) -> str | None:
+    """The graph version a database was tuned on (``None``: not recorded, i.e. older)."""
+    path = Path(db_dir) / GRAPH
+    try:
+        return str(json.loads(path.read_text())["graph"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+@dataclass
+class LoadReport:
+    """What loading a database found."""
+
+    workloads: int = 0
+    records: int = 0
+    skipped: list[str] = field(default_factory=list)  # "file:line: reason"
+
+
+def _lines(path: Path):
+    if not path.is_file():
+        return
+    with path.open() as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.strip():
+                yield number, line
+
+
+def _plain(obj):
+    """TVM JSON-style values as plain Python, index maps as their ``save_json`` string: what
+    TVM's own JSONDatabase writes (``TuningRecord.as_json`` rejects the index maps that
+    layout-rewriting schedules carry)."""
+    from tvm.ir import save_json
+    from tvm.tirx import FloatImm, IntImm
+    from tvm.tirx.function import IndexMap
+    from tvm_ffi import Array, Map
+
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    if isinstance(obj, IntImm | FloatImm):
+        return obj.value
+    if isinstance(obj, Array | list | tuple):
+        return [_plain(i) for i in obj]
+    if isinstance(obj, Map | dict):
+        return {_plain(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, IndexMap):
+        return save_json(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} into a tuning record")
+
+
+def record_json(record) -> list:
+    """A tuning record as the JSON value of its database line."""
+    from tvm.s_tir.meta_schedule import _ffi_api
+
+    return _plain(_ffi_api.TuningRecordAsJSON(record))
+
+
+def target_machine(target) -> str:
+    """The machine a target names, ``<LLVM mcpu>/<model>`` (``znver3/amd-epyc-2c``,
+    ``cortex-a72/rk3399``); a tuning record's target says where it was measured."""
+    attrs = target.attrs
+    return f"{attrs.get('mcpu', '')}/{attrs.get('model', '')}"
+
+
+def mean_seconds(record) -> float:
+    """A record's mean measured run time in seconds (inf when it has none)."""
+    secs = [float(s) for s in record.run_secs or ()]
+    return statistics.fmean(secs) if secs else math.inf
+
+
+def kinship(machine: str, other: str) -> int:
+    """2: the same machine, 1: the same CPU (mcpu) on another or an unnamed machine, 0: other."""
+    return 2 if machine == other else int(machine.split("/")[0] == other.split("/")[0])
+
+
+@derived_object
+class TuningDatabase(PyDatabase):
+    """An append-only, crash-tolerant MetaSchedule database backed by the two JSON files."""
+
+    def __init__(self, db_dir: str | Path, writable: bool = True, graph: str | None = None,
+                 machine: str | None = None):
+        """``graph``: claim the database for this graph version (writable only); ``machine``:
+        load only the records measured there (:func:`target_machine`), as a tuner on it needs:
+        another machine's run times would pass for this one's bests."""
+        super().__init__()
+        self.db_dir = Path(db_dir)
+        self.writable = writable
+        self.machine = machine
+        self.inner = ms.database.MemoryDatabase()
+        self.workloads: list[tuple[ms.database.Workload, int]] = []
+        self.report = LoadReport()
+        if writable and graph is not None:
+            self._claim(graph)
+        self._load()
+
+    def _claim(self, graph: str) -> None:
+        """Refuse to append to records of another graph; record ``graph`` in a new database."""
+        found = graph_version(self.db_dir)
+        has_records = (self.db_dir / RECORDS).is_file() and (self.db_dir / RECORDS).stat().st_size
+        if found == graph:
+            return
+        if has_records:
+            raise ValueError(f"tuning database {self.db_dir} holds records of graph "
+                             f"{found or 'unrecorded (an older kit)'}, not {graph!r}: move it aside "
+                             "(or delete it) to tune the current graph from scratch")
+        from runtime.atomic import write_json_atomic
+
+        self.db_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.db_dir / GRAPH, {"graph": graph}, indent=2)
+
+    def _skip(self, path: Path, number: int, reason: str) -> None:
+        entry = f"{path}:{number}: {reason}"
+        self.report.skipped.append(entry)
+        logger.warning("skipping a corrupt tuning-database line %s", entry)
+
+    def _load(self) -> None:
+        by_index: dict[int, ms.database.Workload] = {}
+        wl_path, rec_path = self.db_dir / WORKLOADS, self.db_dir / RECORDS
+        self._next_index = 0
+        self.elsewhere = []  # records measured on other machines (``machine`` given)
+        for number, line in _lines(wl_path):
+            index = self._next_index  # a corrupt line still takes its index
+            self._next_index += 1
+            try:
+                workload = self.inner.commit_workload(ms.database.Workload.from_json(json.loads(line)).mod)
+            except Exception as err:  # malformed JSON or IR: TVM raises its own errors
+                self._skip(wl_path, number, f"{type(err).__name__}: {str(err)[:80]}")
+                continue
+            by_index[index] = workload
+            self.workloads.append((workload, index))
+        self.report.workloads = len(by_index)
+        for number, line in _lines(rec_path):
+            try:
+                index, record_json = json.loads(line)
+                workload = by_index[index]
+                record = ms.database.TuningRecord.from_json(record_json, workload)
+            except KeyError:
+                self._skip(rec_path, number, "refers to a workload line that is missing or corrupt")
+                continue
+            except Exception as err:
+                self._skip(rec_path, number, f"{type(err).__name__}: {str(err)[:80]}")
+                continue
+            if self.machine is not None and target_machine(record.target) != self.machine:
+                self.elsewhere.append(record)
+                continue
+            self.inner.commit_tuning_record(record)
+            self.report.records += 1
+
+    def _append(self, name: str, value) -> None:
+        if not self.writable:
+            raise RuntimeError(f"tuning database {self.db_dir} was opened read-only")
+        self.db_dir.mkdir(parents=True, exist_ok=True)
+        path = self.db_dir / name
+        with path.open("a+b") as fh:  # a line cut off by a kill must not swallow the next one
+            fh.seek(0, 2)
+            if fh.tell():
+                fh.seek(-1, 2)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")
+            fh.write(json.dumps(value, separators=(",", ":")).encode() + b"\n")
+            fh.flush()
+
+    def _index_of(self, workload) -> int:
+        for known, index in self.workloads:
+            if known.same_as(workload):
+                return index
+        raise KeyError("workload was not committed to this database")
+
+    def has_workload(self, mod) -> bool:
+        return self.inner.has_workload(mod)
+
+    def commit_workload(self, mod):
+        if self.inner.has_workload(mod):
+            return self.inner.commit_workload(mod)
+        workload = self.inner.commit_workload(mod)
+        self._append(WORKLOADS, workload.as_json())
+        self.workloads.append((workload, self._next_index))
+        self._next_index += 1
+        return workload
+
+    def commit_tuning_record(self, record) -> None:
+        self.inner.commit_tuning_record(record)
+        self._append(RECORDS, [self._index_of(record.workload), record_json(record)])
+
+    def get_top_k(self, workload, top_k: int):
+        return self.inner.get_top_k(workload, top_k)
+
+    def get_all_tuning_records(self):
+        return self.inner.get_all_tuning_records()
+
+    def query_tuning_record(self, mod, target, workload_name):
+        return self.inner.query_tuning_record(mod, target, workload_name)
+
+    def query_schedule(self, mod, target, workload_name):
+        return self.inner.query_schedule(mod, target, workload_name)
+
+    def query_ir_module(self, mod, target, workload_name):
+        return self.inner.query_ir_module(mod, target, workload_name)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+
+def has_record(db, mod) -> bool:
+    """Whether ``db`` holds a measured record for ``mod``'s workload (commits nothing new)."""
+    return db.has_workload(mod) and bool(db.get_top_k(db.commit_workload(mod), 1))
+
+
+def database_dir(tuning_logs: Path, target: str, model: str, size: tuple[int, int]) -> Path:
+    """``tuning_logs/<target>/<model>-<H>x<W>/``."""
+    return Path(tuning_logs) / target / f"{model}-{size[0]}x{size[1]}"

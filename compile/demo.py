@@ -52,7 +52,7 @@ def board_run(artifact: Path, image: Path, output: Path) -> subprocess.Completed
     Numba compiles the grouping kernels at -O0 there: the same results, and a first JIT under
     emulation minutes shorter (its cache is kept apart from the -O2 one).
     """
-    from .boards.virtual import board_dir, board_env
+    from .boards.rootfs import board_dir, board_env
 
     base = board_dir()
     env = {**board_env(base), "NUMBA_OPT": "0", "NUMBA_CACHE_DIR": str(base / "numba-cache-O0")}

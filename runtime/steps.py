@@ -110,7 +110,7 @@ class FrameSteps:
         self._turns = Turns(self.stopping)
 
     # --- the stages' work, shared by both runs -------------------------------------------------
-    def _source_step(self, frames) -> Job | None:
+    def source_step(self, frames) -> Job | None:
         t0 = time.perf_counter()
         frame = next(frames, None)
         if frame is None:
@@ -123,13 +123,13 @@ class FrameSteps:
             self.stats.add("pre", time.perf_counter() - t1)
         return job
 
-    def _infer_step(self, job: Job) -> None:
+    def infer_step(self, job: Job) -> None:
         if job.x is not None:
             t0 = time.perf_counter()
             job.inference = self.pipeline.infer(job.x, self.keep_raw)
             self.stats.add("infer", time.perf_counter() - t0)
 
-    def _post_work(self, job: Job, turn: int | None = None):
+    def post_work(self, job: Job, turn: int | None = None):
         """Group, track and render one frame. Several post workers may run this at once; the
         tracking of the ``turn``-th frame then waits until the frames before it are tracked."""
         pred = None
@@ -155,7 +155,7 @@ class FrameSteps:
             self.stats.add("render", time.perf_counter() - t1)
         return rendered
 
-    def _emit(self, job: Job, rendered) -> bool:
+    def emit(self, job: Job, rendered) -> bool:
         """Write one finished frame (one thread, frame order)."""
         t0 = time.perf_counter()
         go_on = self.sink.emit(job.frame, rendered)
@@ -166,8 +166,8 @@ class FrameSteps:
             self.stats.frames += 1
         return go_on
 
-    def _post_step(self, job: Job) -> bool:
-        return self._emit(job, self._post_work(job))
+    def post_step(self, job: Job) -> bool:
+        return self.emit(job, self.post_work(job))
 
     # --- serial ----------------------------------------------------------------------------
     def run_serial(self) -> StageStats:
@@ -177,11 +177,11 @@ class FrameSteps:
         frames = iter(self.source.frames)
         stage = "source"
         try:
-            while (job := self._source_step(frames)) is not None:
+            while (job := self.source_step(frames)) is not None:
                 stage = "infer"
-                self._infer_step(job)
+                self.infer_step(job)
                 stage = "post"
-                if not self._post_step(job):
+                if not self.post_step(job):
                     break
                 stage = "source"
         except Exception as err:

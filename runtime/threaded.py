@@ -93,7 +93,7 @@ class PipelinedRun:
         frames = iter(self.steps.source.frames)
         drop = self.steps.source.live
         while not self._halt.is_set():
-            job = self.steps._source_step(frames)
+            job = self.steps.source_step(frames)
             if not self._put(out, _DONE if job is None else job, "source", drop, self._halt):
                 return
             if job is None:
@@ -103,7 +103,7 @@ class PipelinedRun:
         pin_current_thread(self.steps.placement.infer)
         self.steps.setup_infer()  # TVM's thread pool belongs to the thread that calls the VM
         while (job := self._get(inp, "infer")) is not _DONE:
-            self.steps._infer_step(job)
+            self.steps.infer_step(job)
             if not self._put(out, job, "infer"):
                 return
         self._put(out, _DONE, "infer")
@@ -119,12 +119,12 @@ class PipelinedRun:
                 if job is _DONE:
                     source_done = True
                 else:
-                    pending.append((job, pool.submit(self.steps._post_work, job, submitted)))
+                    pending.append((job, pool.submit(self.steps.post_work, job, submitted)))
                     submitted += 1
                     if not pending[0][1].done():
                         continue
             job, future = pending.popleft()
-            if not self.steps._emit(job, future.result()):
+            if not self.steps.emit(job, future.result()):
                 return
 
     def run(self) -> StageStats:
@@ -150,7 +150,7 @@ class PipelinedRun:
         try:
             if pool is None:
                 while (job := self._get(q_inf, "post")) is not _DONE:
-                    if not self.steps._post_step(job):
+                    if not self.steps.post_step(job):
                         break
             else:
                 self._post_pool(pool, q_inf)

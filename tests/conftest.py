@@ -40,14 +40,14 @@ def isolated_board(folder: Path, key: str, boards: int = 1, opencl_key: str | No
     """Virtual board(s) of their own (run state under ``folder``, the cached root filesystem
     shared) started through the CLI under ``key`` (and its OpenCL device under ``opencl_key``
     when given); stopped at the end. Yields env, port, dir."""
-    from compile.boards import virtual as board
+    from compile.boards import rootfs
     from tests.rpc_helpers import free_port
 
-    base = board.ensure_board()  # the cached root filesystem, built when missing
+    base = rootfs.ensure_board()  # the cached root filesystem, built when missing
     for name in ("rootfs", "site", "hostbin", "lib", "pocl-cache"):  # the last three: OpenCL
         if (base / name).exists():
             (folder / name).symlink_to(base / name)
-    board.write_pyarm(folder)
+    rootfs.write_pyarm(folder)
     (folder / ".complete").write_text((base / ".complete").read_text())  # same packages
     port = free_port()
     env = {"LITEPOSE_BOARD_DIR": str(folder)}

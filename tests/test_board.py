@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compile.boards import virtual as board
+from compile.boards import rootfs as board
 from compile.build import BuildArgs, build
 from tests.conftest import REPO, isolated_board, run_cli
 from tests.rpc_helpers import free_port, start_server, stop_tree, wait_for_key

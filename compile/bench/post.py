@@ -20,13 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from compile import REPO_ROOT
 from compile.eval.synthetic import crowded_maps, make_maps
 from kernels import group
 from runtime.meta import ArtifactMeta
 
 from . import reference_parser as ref
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -118,16 +117,16 @@ print(json.dumps(t))
 
 def _infer_fps(artifact: Path, threads: int, frames: int) -> float:
     out = subprocess.run([sys.executable, "-c", _INFER_ONLY, str(artifact), str(threads), str(frames)],
-                         cwd=REPO, capture_output=True, text=True, check=True)
+                         cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     return 1 / statistics.median(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def _run_py(artifact: Path, video: Path, threads: int, pipeline: bool, work: Path) -> dict:
     stats = work / f"stats-{threads}-{pipeline}.json"
-    subprocess.run([sys.executable, str(REPO / "runtime" / "run.py"), "--model", str(artifact),
+    subprocess.run([sys.executable, str(REPO_ROOT / "runtime" / "run.py"), "--model", str(artifact),
                     "--input", str(video), "--output", str(work / "out"), "--threads", str(threads),
                     "--pipeline" if pipeline else "--no-pipeline", "--stats", str(stats), "--quiet"],
-                   cwd=REPO, capture_output=True, text=True, check=True, env=dict(os.environ))
+                   cwd=REPO_ROOT, capture_output=True, text=True, check=True, env=dict(os.environ))
     return json.loads(stats.read_text())
 
 

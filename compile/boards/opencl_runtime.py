@@ -139,7 +139,7 @@ def host_runtime() -> TvmRuntime:
 def board_runtime() -> TvmRuntime:
     """The aarch64 wheel installed in the virtual board (built when missing): the runtime a
     real board gets from ``pip install apache-tvm`` of the same version."""
-    from .virtual import ensure_board
+    from .rootfs import ensure_board
 
     return TvmRuntime("aarch64", ensure_board() / "site")
 
@@ -206,7 +206,7 @@ def probe(runtime: TvmRuntime, env: dict | None = None) -> dict:
     if runtime.arch == "x86_64":
         cmd, env = [sys.executable, "-c", PROBE], {**os.environ, **(env or {})}
     else:
-        from .virtual import board_dir, board_env
+        from .rootfs import board_dir, board_env
 
         cmd, env = [str(board_dir() / "pyarm"), "-c", PROBE], {**board_env(board_dir()), **(env or {})}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
@@ -249,7 +249,7 @@ def make_runtime(arch: str, source: str | Path | None = None, output: str | Path
     result = RuntimeBuild(library, tree, version, runtime.version, time.perf_counter() - start)
     if check and output is None:
         if arch == "aarch64":
-            from .virtual import ensure_opencl
+            from .rootfs import ensure_opencl
 
             ensure_opencl()  # the board's PoCL, so the probe finds a device
         result.device = probe(runtime)

@@ -22,12 +22,13 @@ def main(argv: list[str]) -> int:
     setup_logging(args.verbose)
     import time
 
+    from compile.boards import rootfs
     from compile.boards import virtual as board
 
     try:
         if args.action == "build":
             start = time.perf_counter()
-            base = board.ensure_board()
+            base = rootfs.ensure_board()
             print(f"board root filesystem ready in {base} ({time.perf_counter() - start:.0f} s)")
         elif args.action == "start":
             start = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -11,6 +12,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+# A suite started in the background by a non-interactive shell inherits SIGINT ignored, and so
+# would every run.py it starts (Python then installs no KeyboardInterrupt handler, and Ctrl-C
+# does nothing): the signal tests need the default, which a handled signal gives a child.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 REFERENCE = REPO / "tests" / "data"  # the reference key lists (from shared/reference)
 PYTHON = sys.executable
 

@@ -48,6 +48,24 @@ def plain_file_name(name: str) -> bool:
             and "\\" not in name and "\0" not in name)
 
 
+def checked_library(folder: Path, name: str, sha256: str | None, described_in: str) -> Path:
+    """``folder/name`` if it is a regular file inside ``folder`` (no link out of it), a whole ELF
+    object and, when ``sha256`` is given, a file of that digest; ``ValueError`` naming the file
+    and the fix otherwise (``described_in``: the file whose field named it)."""
+    path = folder / name
+    if not path.is_file():
+        raise ValueError(f"artifact library {path} is missing")
+    if path.resolve().parent != folder.resolve():
+        raise ValueError(f"artifact library {path} links to {path.resolve()}, outside the "
+                         f"artifact folder: {described_in} field 'library' must name a file in "
+                         "the folder itself")
+    elf_machine(path)
+    if sha256 is not None and file_sha256(path) != sha256:
+        raise ValueError(f"{path} does not match the sha256 in {described_in} (truncated, altered "
+                         "or from another build): copy or build the artifact again")
+    return path
+
+
 def this_machine() -> str:
     """This machine's architecture in ``ELF_MACHINES`` terms (``arm64`` is ``aarch64``)."""
     machine = platform.machine().lower()

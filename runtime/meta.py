@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import write_json_atomic
-from .library import ELF_MACHINES, elf_machine, file_sha256, plain_file_name
+from .library import ELF_MACHINES, checked_library, plain_file_name
 
 logger = logging.getLogger(__name__)
 
@@ -217,23 +217,13 @@ class ArtifactMeta:
         ``folder`` (no link out of it), a whole ELF object, and the digest the build recorded.
         ``MetadataError`` naming the file and the fix otherwise."""
         folder = Path(folder)
-        path = folder / self.library
-        if not path.is_file():
-            raise MetadataError(f"artifact library {path} is missing")
-        if path.resolve().parent != folder.resolve():
-            raise MetadataError(f"artifact library {path} links to {path.resolve()}, outside the "
-                                f"artifact folder: {METADATA_NAME} field 'library' must name a "
-                                "file in the folder itself")
         try:
-            elf_machine(path)
+            path = checked_library(folder, self.library, self.library_sha256, METADATA_NAME)
         except ValueError as err:
             raise MetadataError(str(err)) from None
         if self.library_sha256 is None:
             logger.warning("%s records no library digest (built by an older kit): rebuild it to "
                            "have the library checked before loading", folder / METADATA_NAME)
-        elif file_sha256(path) != self.library_sha256:
-            raise MetadataError(f"{path} does not match the sha256 in {METADATA_NAME} (truncated, "
-                                "altered or from another build): copy or build the artifact again")
         return path
 
     def to_dict(self) -> dict:

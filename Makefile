@@ -1,6 +1,6 @@
 # LitePose edge kit: every target is one CLI call. Variables: MODEL, TARGET, DATASET, OUT,
-# CHECKPOINT, TRACKER, KEY, PARALLEL (tune), THREADS (bench), BOARDS (board), ARCH and TVM_SOURCE
-# (opencl-runtime); for eval: IMAGES, ANNOTATIONS, FLIP=1, REFERENCE=1, MAX_IMAGES.
+# CHECKPOINT, TRACKER, KEY, PARALLEL (tune), THREADS and ENGINES (bench), BOARDS (board), ARCH
+# and TVM_SOURCE (opencl-runtime); for eval: IMAGES, ANNOTATIONS, FLIP=1, REFERENCE=1, MAX_IMAGES.
 # 'make demo' and 'make test' set the environment up when it is missing.
 PY      ?= .venv/bin/python
 MODEL   ?= xs
@@ -10,6 +10,7 @@ OUT     ?= build/$(MODEL)-$(TARGET)
 PYTEST_ARGS ?=
 TRIALS  ?= 64
 THREADS ?= 1 2
+ENGINES ?=
 TRACKER ?=
 KEY     ?=
 PARALLEL ?=
@@ -57,7 +58,7 @@ tune:   ## MetaSchedule tuning; TRACKER=host:port KEY=... for boards (else TVM_T
 	$(PY) -m compile tune --model $(MODEL) --target $(TARGET) --trials $(TRIALS) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY)) $(if $(PARALLEL),--parallel $(PARALLEL))
 
 bench:  ## TVM tuned / untuned vs ONNX Runtime, OpenVINO, ncnn, PyTorch here, at each of THREADS
-	$(PY) -m compile bench --model $(MODEL) --threads $(THREADS)
+	$(PY) -m compile bench --model $(MODEL) --threads $(THREADS) $(if $(ENGINES),--engines $(ENGINES))
 
 opencl-runtime: $(PY)  ## TVM's OpenCL runtime from TVM_SOURCE=DIR (or a clone): ARCH=x86_64|aarch64|all
 	$(PY) -m compile opencl-runtime --arch $(ARCH) $(if $(TVM_SOURCE),--tvm-source $(TVM_SOURCE))

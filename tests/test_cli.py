@@ -51,6 +51,10 @@ def test_info_bad_input(args, needle):
      "argument --tracker: tracker 'host:port' is not HOST:PORT"),
     (["tune", "--model", "xs", "--target", "host", "--trials", "-3"], "must be >= 1, got -3"),
     (["demo", "--target", "host"], "argument --target: invalid choice: 'host'"),
+    (["bench", "--engines", "tensorrt"], "argument --engines: invalid choice: 'tensorrt'"),
+    (["bench", "--engines", "tvm-tuned", "pytorch"],
+     "engines tvm-tuned pytorch: choose from tvm-tuned, tvm-untuned, onnxruntime, openvino, ncnn, "
+     "pytorch, with at least one of onnxruntime, openvino"),
 ])
 def test_bad_arguments_are_usage_errors_naming_the_value(args, needle):
     res = run_cli("-m", "compile", *args)

@@ -37,6 +37,14 @@ class BenchArgs:
     rounds: int = 3
     warmup: int = 3
     workdir: Path = Path("build/bench")
+    engines: tuple[str, ...] = ENGINES  # in this order; at least one of BASELINES
+
+    def __post_init__(self):
+        bad = [e for e in self.engines if e not in ENGINES]
+        if bad or not set(self.engines) & set(BASELINES):
+            raise ValueError(f"engines {' '.join(bad or self.engines)}: choose from "
+                             f"{', '.join(ENGINES)}, with at least one of {', '.join(BASELINES)} "
+                             "(the ratios are against the fastest of them)")
 
 
 def _input(shape) -> np.ndarray:
@@ -128,7 +136,8 @@ def export_ncnn(model, size: tuple[int, int], folder: Path) -> Path:
 
 
 def prepare(args: BenchArgs) -> tuple[dict[str, str], list[int], dict]:
-    """Build both TVM artifacts, export ONNX and pickle the PyTorch module; same weights."""
+    """Build the tuned TVM artifact (its metadata heads every table) and what the chosen engines
+    need of the untuned artifact, ONNX, ncnn and the pickled PyTorch module; same weights."""
     import torch
 
     from compile.build import BuildArgs, build
@@ -141,12 +150,15 @@ def prepare(args: BenchArgs) -> tuple[dict[str, str], list[int], dict]:
     work.mkdir(parents=True, exist_ok=True)
     tuned = build(BuildArgs(model=spec.name, target="host", output=work / "tvm-tuned",
                             input_size=f"{size[0]}x{size[1]}"))
-    build(BuildArgs(model=spec.name, target="host", output=work / "tvm-untuned",
-                    input_size=f"{size[0]}x{size[1]}", tuning_logs=work / "no-tuning-logs"))
+    if "tvm-untuned" in args.engines:
+        build(BuildArgs(model=spec.name, target="host", output=work / "tvm-untuned",
+                        input_size=f"{size[0]}x{size[1]}", tuning_logs=work / "no-tuning-logs"))
     loaded = load_model(spec, get_dataset("crowdpose"))
     export_onnx(loaded.fused, size, work / "model.onnx")
-    torch.save(loaded.fused, work / "model.pt")
-    export_ncnn(loaded.fused, size, work / "ncnn")
+    if "pytorch" in args.engines:
+        torch.save(loaded.fused, work / "model.pt")
+    if "ncnn" in args.engines:
+        export_ncnn(loaded.fused, size, work / "ncnn")
     paths = {"tvm-tuned": str(work / "tvm-tuned"), "tvm-untuned": str(work / "tvm-untuned"),
              "onnxruntime": str(work / "model.onnx"), "openvino": str(work / "model.onnx"),
              "ncnn": str(work / "ncnn" / "model"), "pytorch": str(work / "model.pt")}
@@ -160,10 +172,10 @@ def run(args: BenchArgs) -> tuple[dict[int, dict[str, list[float]]], dict]:
     results: dict[int, dict[str, list[float]]] = {}
     per_round = max(1, -(-args.repeats // args.rounds))
     for threads in args.threads:
-        times = results[threads] = {e: [] for e in ENGINES}
+        times = results[threads] = {e: [] for e in args.engines}
         env = {**os.environ, "TVM_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
         for r in range(args.rounds):
-            for engine in ENGINES:
+            for engine in args.engines:
                 spec = json.dumps([engine, paths[engine], shape, threads, args.warmup, per_round])
                 out = subprocess.run([sys.executable, "-m", "compile.bench.engines", spec], env=env,
                                      check=True, capture_output=True, text=True)

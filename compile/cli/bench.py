@@ -1,4 +1,4 @@
-"""``python -m compile bench``: TVM tuned/untuned vs ONNX Runtime vs PyTorch, side by side."""
+"""``python -m compile bench``: TVM tuned/untuned vs ONNX Runtime, OpenVINO, ncnn, PyTorch, side by side."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ def main(argv: list[str]) -> int:
                          "PyTorch on this machine: each engine in its own process, alternating, "
                          "same input and threads; medians, ratios to the fastest of ONNX Runtime "
                          "and OpenVINO, and MAC throughput against the machine's compute bound.")
+    from compile.bench.engines import BASELINES, ENGINES
     from compile.model.zoo import MODELS
 
     parser.add_argument("--model", default="xs", type=str.lower, choices=list(MODELS))
@@ -22,15 +23,19 @@ def main(argv: list[str]) -> int:
                         help="timed runs per engine, split over the rounds (default 30)")
     parser.add_argument("--rounds", type=positive_int, default=3, help="alternation rounds")
     parser.add_argument("--workdir", type=Path, default=Path("build/bench"))
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES,
+                        metavar="ENGINE", help="engines to time, in this order (default: all of "
+                        f"{' '.join(ENGINES)}); at least one of {' '.join(BASELINES)}")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     from compile.bench.engines import BenchArgs, banner, plot, run, table
     from compile.model.info import model_stats
     from compile.model.zoo import get_dataset, get_model
 
-    bargs = BenchArgs(model=args.model, input_size=args.input_size, threads=tuple(args.threads),
-                      repeats=args.repeats, rounds=args.rounds, workdir=args.workdir)
     try:
+        bargs = BenchArgs(model=args.model, input_size=args.input_size,
+                          threads=tuple(args.threads), repeats=args.repeats, rounds=args.rounds,
+                          workdir=args.workdir, engines=tuple(args.engines))
         results, meta = run(bargs)
     except ValueError as err:
         return fail(str(err))

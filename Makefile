@@ -1,6 +1,7 @@
 # LitePose edge kit: every target is one CLI call. Variables: MODEL, TARGET, DATASET, OUT,
-# CHECKPOINT, TRACKER, KEY, PARALLEL (tune), THREADS and ENGINES (bench), BOARDS (board), ARCH
-# and TVM_SOURCE (opencl-runtime); for eval: IMAGES, ANNOTATIONS, FLIP=1, REFERENCE=1, MAX_IMAGES.
+# CHECKPOINT, TRACKER, KEY, TRIALS, MINUTES, PARALLEL (tune), THREADS and ENGINES (bench),
+# BOARDS (board), ARCH and TVM_SOURCE (opencl-runtime); for eval: IMAGES, ANNOTATIONS, FLIP=1,
+# REFERENCE=1, MAX_IMAGES.
 # 'make demo' and 'make test' set the environment up when it is missing.
 PY      ?= .venv/bin/python
 MODEL   ?= xs
@@ -9,6 +10,7 @@ DATASET ?= crowdpose
 OUT     ?= build/$(MODEL)-$(TARGET)
 PYTEST_ARGS ?=
 TRIALS  ?= 64
+MINUTES ?=
 THREADS ?= 1 2
 ENGINES ?=
 TRACKER ?=
@@ -55,7 +57,7 @@ bench-post:  ## grouping kernels vs the slow reference; run.py vs inference alon
 	$(PY) -m compile bench-post --artifact $(OUT)
 
 tune:   ## MetaSchedule tuning; TRACKER=host:port KEY=... for boards (else TVM_TRACKER_* or local host)
-	$(PY) -m compile tune --model $(MODEL) --target $(TARGET) --trials $(TRIALS) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY)) $(if $(PARALLEL),--parallel $(PARALLEL))
+	$(PY) -m compile tune --model $(MODEL) --target $(TARGET) --trials $(TRIALS) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY)) $(if $(PARALLEL),--parallel $(PARALLEL))
 
 bench:  ## TVM tuned / untuned vs ONNX Runtime, OpenVINO, ncnn, PyTorch here, at each of THREADS
 	$(PY) -m compile bench --model $(MODEL) --threads $(THREADS) $(if $(ENGINES),--engines $(ENGINES))

@@ -24,6 +24,17 @@ def test_bench_prints_every_engine_and_a_plot(tmp_path):
     assert (tmp_path / "bench-xs-64x64.png").stat().st_size > 1000
 
 
+def test_bench_times_only_the_engines_named(tmp_path):
+    res = run_cli("-m", "compile", "bench", "--input-size", "64x64", "--repeats", "1", "--rounds",
+                  "1", "--threads", "1", "--engines", "tvm-tuned", "onnxruntime", "--workdir",
+                  str(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = [line.split()[0] for line in res.stdout.split("every engine fp32")[1].splitlines()[2:]]
+    assert rows[:3] == ["tvm-tuned", "onnxruntime", "compute"]  # those two, in that order
+    work = tmp_path / "xs-64x64"
+    assert not any((work / p).exists() for p in ("tvm-untuned", "ncnn", "model.pt"))  # not built
+
+
 def test_bench_post_prints_ratios(xs_host_artifact):
     res = run_cli("-m", "compile", "bench-post", "--repeats", "1", "--frames", "4", "--rounds", "1",
                   "--threads", "1", "--artifact", str(xs_host_artifact))

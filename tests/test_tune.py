@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import signal
 import subprocess
@@ -160,6 +161,10 @@ def test_a_small_first_pass_measures_every_task_then_searches_in_full_batches(tm
     assert rebuilt["trials"][-1] == curve["trials"][-1]
     assert rebuilt["estimated_ms"][-1] == pytest.approx(curve["estimated_ms"][-1], rel=1e-3)
     assert f"within 10 % from trial {rebuilt['within_10pct_from_trial']}" in res.stdout
+    # and the per-task table of the records: every task, the run's trials, the same estimate
+    measured = sum(t.trials for t in result.tasks)
+    assert f"\n{measured} trials, " in res.stdout and "throughput" not in res.stdout
+    assert all(f"\n{t.name[:40]:40s} " in res.stdout for t in result.tasks)
 
 
 @pytest.mark.compile
@@ -182,6 +187,18 @@ def test_a_killed_run_resumes_with_its_records(tmp_path):
     assert result.records_before == before
     measured = sum(t.trials for t in result.tasks)  # >= 8: a tiny task may give a short batch
     assert measured >= 8 and result.records_after == before + measured
+
+
+@pytest.mark.compile
+def test_a_time_budget_ends_the_run_between_batches_and_keeps_them(tmp_path, monkeypatch):
+    import compile.tuning.scheduler as scheduler
+
+    calls = iter(range(10**6))  # the clock passes the deadline at the scheduler's 4th pick
+    monkeypatch.setattr(scheduler, "monotonic", lambda: -math.inf if next(calls) < 3 else math.inf)
+    result = tune(tiny(tmp_path, trials=64, minutes=60.0))
+    measured = sum(t.trials for t in result.tasks)
+    assert result.out_of_time and 0 < measured <= 3 * 4  # three batches of at most 4
+    assert result.records_after - result.records_before == measured
 
 
 @pytest.mark.unit

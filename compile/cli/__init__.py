@@ -48,6 +48,17 @@ def non_negative_int(text: str) -> int:
     return _int_at_least(text, 0)
 
 
+def positive_float(text: str) -> float:
+    """argparse ``type=`` for amounts (minutes, seconds) that must be > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
 def add_input_size_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-size", metavar="HxW", type=input_size_arg, default=None,
                         help="network input size, multiples of 16 (default: the model's own)")

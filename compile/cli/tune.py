@@ -11,6 +11,7 @@ from . import (
     fail,
     make_parser,
     non_negative_int,
+    positive_float,
     positive_int,
     setup_logging,
 )
@@ -30,6 +31,10 @@ def main(argv: list[str]) -> int:
     add_input_size_arg(parser)
     parser.add_argument("--trials", type=positive_int, default=64,
                         help="new measurements in this run")
+    parser.add_argument("--minutes", type=positive_float, default=None,
+                        help="time budget: start no batch after this many minutes from the "
+                        "start (the batches in flight finish and are kept; the summary says "
+                        "where it stopped); whichever of --trials and --minutes ends first")
     parser.add_argument("--trials-per-task", type=positive_int, default=None)
     parser.add_argument("--trials-per-batch", type=positive_int, default=32)
     parser.add_argument("--first-pass", type=non_negative_int, default=8, metavar="N",
@@ -57,7 +62,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--replot", action="store_true",
                         help="measure nothing: rebuild tuning-curve.png/.json from every record "
                         "this machine put in the database, in the order measured (runs that "
-                        "were resumed or killed included), and say when it got within 10 %%")
+                        "were resumed or killed included), say when it got within 10 %%, and "
+                        "print the per-task table of this machine's records")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -66,7 +72,8 @@ def main(argv: list[str]) -> int:
     from compile.tuning.tune import TuneArgs, replot, tune
 
     targs = TuneArgs(model=args.model, target=args.target, trials=args.trials,
-                     trials_per_task=args.trials_per_task, input_size=args.input_size,
+                     trials_per_task=args.trials_per_task, minutes=args.minutes,
+                     input_size=args.input_size,
                      dataset=args.dataset, tracker=args.tracker, key=args.key, timeout=args.timeout,
                      trials_per_batch=args.trials_per_batch, first_pass=args.first_pass,
                      parallel=args.parallel,
@@ -78,6 +85,7 @@ def main(argv: list[str]) -> int:
             result = replot(targs)
         except ValueError as err:
             return fail(str(err))
+        print(summary_table(result, throughput=False))  # this machine's records per task
         history = result.history
         at, end = result.converged_at(), next((s for _, s in reversed(history)), None)
         print(f"curve     {len(history)} records; estimate {end * 1e3:.2f} ms at the end; "
@@ -93,6 +101,9 @@ def main(argv: list[str]) -> int:
     for line in result.skipped_lines:
         print(f"warning: skipped corrupt database line {line}")
     print(summary_table(result))
+    if result.out_of_time:
+        print(f"stopped   the {args.minutes:g}-minute budget ended: "
+              f"{sum(t.trials for t in result.tasks)} of {args.trials} trials measured")
     if result.remeasured:
         print(f"seeded    {result.remeasured} schedules of other machines measured here first")
     print(f"database  {result.db_dir}: {result.records_before} -> {result.records_after} records")

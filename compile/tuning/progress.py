@@ -47,6 +47,7 @@ class TuneResult:
     seconds: float = 0.0
     measure_seconds: float = 0.0  # from the start of the search to the last batch collected
     remeasured: int = 0  # other machines' schedules measured here before the search
+    out_of_time: bool = False  # the --minutes budget ended the run before its trials
 
     @property
     def boards(self) -> Counter:
@@ -154,8 +155,9 @@ class ProgressCallback(PyMeasureCallback):
         self.bar.close()
 
 
-def summary_table(result) -> str:
-    """Per-task table: weight, trials, failures, best latency, GFLOP/s, share of the total."""
+def summary_table(result, throughput: bool = True) -> str:
+    """Per-task table: weight, trials, failures, best latency, GFLOP/s, share of the total; then
+    the totals, where the run converged and (``throughput``) its candidates per minute."""
     total = result.estimated_latency
     boards = sorted(result.boards)
     rows = [f"{'task':40s} {'w':>3s} {'trials':>6s} {'failed':>6s} {'best ms':>9s} "
@@ -177,8 +179,10 @@ def summary_table(result) -> str:
         last = result.history[-1][0]
         rows.append(f"converged: within 10 % of the final estimate from trial {at} of {last} "
                     f"({100 * at / last:.0f} % of the run)")
-    rows.append(f"throughput {result.per_minute:.1f} candidates/min over {result.measure_seconds:.0f} s "
-                "(candidate builds here and runs on the boards, overlapped)")
+    if throughput:
+        rows.append(f"throughput {result.per_minute:.1f} candidates/min over "
+                    f"{result.measure_seconds:.0f} s (candidate builds here and runs on the "
+                    "boards, overlapped)")
     if boards:
         failed_on = sum((t.board_failed for t in result.tasks), Counter())
         rows.append("boards     " + ", ".join(f"{b}: {result.boards[b]} trials ({failed_on[b]} failed)"
@@ -225,12 +229,14 @@ def plot_history(result, path: Path, title: str, xlabel: str = "trials in this r
     return path
 
 
-def curve_from_records(db_dir: Path, task_mods: list, weights: list[float],
-                       machine: str) -> list[tuple[int, float]]:
+def curve_from_records(db_dir: Path, task_mods: list, weights: list[float], machine: str,
+                       stats: list[TaskStats] | None = None) -> list[tuple[int, float]]:
     """The estimated-latency curve of a database's whole history, rebuilt from its records in
     the order they were measured (one line each, appended): after each record of ``machine``,
     ``sum(weight x best seconds)`` over the tasks, infinite until every task has one. It spans
-    runs that were resumed or killed, which a run's own curve cannot."""
+    runs that were resumed or killed, which a run's own curve cannot. ``stats`` (one per task,
+    in order), when given, get each task's records of ``machine`` as trials (failed: those
+    without a run time) and its best."""
     import json
 
     from .database import RECORDS, TuningDatabase
@@ -252,10 +258,15 @@ def curve_from_records(db_dir: Path, task_mods: list, weights: list[float],
             if f"{target.get('mcpu', '')}/{target.get('model', '')}" != machine:
                 continue
             trials += 1
-            if index in task_of and secs:
-                t = task_of[index]
+            t = task_of.get(index)
+            if t is not None and stats is not None:
+                stats[t].trials += 1
+                stats[t].failed += not secs
+            if t is not None and secs:
                 best[t] = min(best[t], sum(secs) / len(secs))
             history.append((trials, sum(w * b for w, b in zip(weights, best, strict=True))))
     logger.debug("curve of %s: %d records of %s; tasks without one: %s", db_dir, trials, machine,
                  [t for t, b in enumerate(best) if math.isinf(b)])
+    for task, b in zip(stats or [], best, strict=False):
+        task.best_s = b
     return history

@@ -7,13 +7,15 @@ loses everything it measured. This one follows the same allocation rule (Zheng e
 touches every task before each pick, so each finished batch is joined, passed to the measure
 callbacks (the database appends it at once) and never lost. The warm-up (one batch per task)
 goes heaviest first (FLOPs x calls per frame): a run stopped during it has measured the tasks
-that weigh most.
+that weigh most. With a ``deadline`` it starts no batch after it: the batches in flight are
+joined and the run ends as if its trials were spent.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from time import monotonic
 
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule import _ffi_api
@@ -25,8 +27,10 @@ class EagerGradientScheduler(PyTaskScheduler):
     """Gradient-based task allocation with eager joins."""
 
     def __init__(self, measured: dict[int, float] | None = None, alpha: float = 0.2,
-                 window_size: int = 3, seed: int = 0):
+                 window_size: int = 3, seed: int = 0, deadline: float | None = None):
         super().__init__()
+        self.deadline = deadline  # the monotonic() time after which no batch starts
+        self.out_of_time = False
         # task id -> best seconds after each joined batch (math.inf: nothing ran yet); seeded
         # from the database, so a resumed run skips the warm-up of measured tasks
         self._best: dict[int, list[float]] = {i: [s] for i, s in (measured or {}).items()}
@@ -58,6 +62,12 @@ class EagerGradientScheduler(PyTaskScheduler):
         tasks = self._outer_tasks()
         for i in range(len(tasks)):
             _ffi_api.TaskSchedulerTouchTask(self._outer(), i)  # joins a batch once it is done
+        if self.deadline is not None and monotonic() >= self.deadline:
+            self.out_of_time = True
+            for i, task in enumerate(tasks):
+                if task.runner_futures is not None:
+                    self._join(i)
+            return -1
         if self._warmup_order is None:
             self._warmup_order = sorted(range(len(tasks)), key=lambda i: (
                 -float(tasks[i].flop) * float(tasks[i].task_weight), i))

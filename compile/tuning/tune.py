@@ -30,6 +30,7 @@ class TuneArgs:
     target: str
     trials: int = 64  # new measurements in this run (a re-run adds to the database)
     trials_per_task: int | None = None
+    minutes: float | None = None  # start no batch after this long (from the start of the run)
     input_size: str | None = None
     dataset: str = "crowdpose"
     tracker: str | None = None  # HOST:PORT; else TVM_TRACKER_HOST/PORT; else local
@@ -125,6 +126,8 @@ def resolve(args: TuneArgs):
     if args.functions not in FUNCTION_SETS:
         raise ValueError(f"unknown function set {args.functions!r}; valid choices: "
                          f"{', '.join(FUNCTION_SETS)}")
+    if args.minutes is not None and not 0 < args.minutes < math.inf:
+        raise ValueError(f"--minutes must be a finite number > 0, got {args.minutes}")
     for name in ("trials", "parallel", "build_workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -195,10 +198,18 @@ def _measured(tasks, database) -> dict[int, float]:
     return {i: s for i, s in best.items() if s < math.inf}
 
 
+def _flop(task) -> float:
+    """The FLOPs MetaSchedule counts for an extracted task (its per-task table's column)."""
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    return float(estimate_tir_flops(task.dispatched[0]))
+
+
 def replot(args: TuneArgs) -> TuneResult:
     """The curve of the database's whole history on this machine (every record, in the order
-    measured, across resumed and killed runs), plotted next to it; nothing is measured."""
-    from .progress import TuneResult, curve_from_records, plot_history
+    measured, across resumed and killed runs), plotted next to it, and each task's records and
+    best of this machine (the per-task table); nothing is measured."""
+    from .progress import TaskStats, TuneResult, curve_from_records, plot_history
 
     spec, dataset, preset, size, _, _ = resolve(args)
     db_dir = database_dir(args.tuning_logs, preset.name, spec.name, size)
@@ -206,9 +217,10 @@ def replot(args: TuneArgs) -> TuneResult:
         raise ValueError(f"no tuning database at {db_dir}: nothing to plot")
     target = preset.tvm_target()
     tasks = _extract_tasks(args, spec, dataset, size, target, _work_dir(args, preset, spec, size))
-    result = TuneResult(db_dir, [], history=curve_from_records(
+    stats = [TaskStats(str(t.task_name), float(t.weight), _flop(t)) for t in tasks]
+    result = TuneResult(db_dir, stats, history=curve_from_records(
         db_dir, [t.dispatched[0] for t in tasks], [float(t.weight) for t in tasks],
-        target_machine(target)))
+        target_machine(target), stats))
     result.plot = plot_history(result, db_dir / "tuning-curve.png",
                                f"{spec.name} {size[0]}x{size[1]} on {preset.name}, every record",
                                xlabel=f"records measured on {target_machine(target)}, in order")
@@ -231,6 +243,7 @@ def tune(args: TuneArgs) -> TuneResult:
     work_dir = _work_dir(args, preset, spec, size)
     work_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    deadline = None if args.minutes is None else time.monotonic() + 60 * args.minutes
     target = preset.tvm_target()
     machine = target_machine(target)  # loads this machine's records only; refuses another graph
     database = TuningDatabase(db_dir, writable=True, graph=GRAPH_VERSION, machine=machine)
@@ -265,8 +278,11 @@ def tune(args: TuneArgs) -> TuneResult:
             budget, per_task, per_batch = args.trials - done, args.trials_per_task, args.trials_per_batch
             if budget <= 0:
                 break
+            if deadline is not None and time.monotonic() >= deadline:
+                result.out_of_time = True
+                break
         logger.info("%s: %d trials (%d tasks unmeasured)", stage, budget, new)
-        scheduler = EagerGradientScheduler(measured)
+        scheduler = EagerGradientScheduler(measured, deadline=deadline)
         if callback is None:
             callback = ProgressCallback(result, database, args.trials, args.progress, scheduler.record,
                                         getattr(runner, "take_boards", None),
@@ -282,6 +298,9 @@ def tune(args: TuneArgs) -> TuneResult:
             task_scheduler=scheduler,
             measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), callback],
         )
+        if scheduler.out_of_time:
+            result.out_of_time = True
+            break
     if callback is not None:
         callback.close()
     result.records_after = len(TuningDatabase(db_dir, writable=False).get_all_tuning_records())

@@ -1,4 +1,4 @@
-"""``python -m compile bench``: TVM tuned/untuned vs ONNX Runtime, OpenVINO, ncnn, PyTorch, side by side."""
+"""``python -m compile bench``: TVM (tuned, untuned) against the other engines, side by side."""
 
 from __future__ import annotations
 

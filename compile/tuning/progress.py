@@ -267,6 +267,7 @@ def curve_from_records(db_dir: Path, task_mods: list, weights: list[float], mach
             history.append((trials, sum(w * b for w, b in zip(weights, best, strict=True))))
     logger.debug("curve of %s: %d records of %s; tasks without one: %s", db_dir, trials, machine,
                  [t for t, b in enumerate(best) if math.isinf(b)])
-    for task, b in zip(stats or [], best, strict=False):
-        task.best_s = b
+    if stats is not None:
+        for task, b in zip(stats, best, strict=True):
+            task.best_s = b
     return history

@@ -2,13 +2,19 @@
 
 MetaSchedule's stock ``gradient`` scheduler joins no measurement until every task has had its
 first batch (37 batches for LitePose-XS, about an hour on two cores): a run killed before that
-loses everything it measured. This one follows the same allocation rule (Zheng et al., Ansor:
-``alpha * backward-window gradient + (1 - alpha) * best / n``, weighted by task count) but
-touches every task before each pick, so each finished batch is joined, passed to the measure
-callbacks (the database appends it at once) and never lost. The warm-up (one batch per task)
-goes heaviest first (FLOPs x calls per frame): a run stopped during it has measured the tasks
-that weigh most. With a ``deadline`` it starts no batch after it: the batches in flight are
-joined and the run ends as if its trials were spent.
+loses everything it measured. This one touches every task before each pick, so each finished
+batch is joined, passed to the measure callbacks (the database appends it at once) and never
+lost. The warm-up (one batch per task) goes heaviest first (FLOPs x calls per frame): a run
+stopped during it has measured the tasks that weigh most. With a ``deadline`` it starts no batch
+after it: the batches in flight are joined and the run ends as if its trials were spent.
+
+The allocation is Ansor's (Zheng et al., OSDI 2020, section 6), per call of the task and times
+its calls per frame: ``alpha * backward-window gradient + (1 - alpha) * forward``, where the
+forward term is the larger of ``best / n`` (``n``: batches the task has had, counting the
+database's records of this machine, so a resumed run does not mistake a task searched for 300
+trials for a fresh one) and ``best - beta * flop / v`` (``v``: the best FLOP/s among its peers,
+the conv and matmul tasks: a task at under 1/beta of that rate has that much to gain).
+MetaSchedule's own rule keeps only ``best / n`` and counts ``n`` from the run's start.
 """
 
 from __future__ import annotations
@@ -21,20 +27,63 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule import _ffi_api
 from tvm.s_tir.meta_schedule.task_scheduler import PyTaskScheduler
 
+PEER_OPS = ("conv2d", "matmul", "dense")  # tasks whose FLOP/s compare (Ansor's similar tasks)
+
+
+def forward_gains(history: list[list[float]], flops: list[float], peer: list[bool],
+                  beta: float = 2.0) -> list[float]:
+    """Each task's expected gain (seconds per call) from one more batch: Ansor's forward term.
+
+    Parameters
+    ----------
+    history : one list per task, its best seconds after each batch so far (empty: none ran)
+    flops : FLOPs of one call of each task
+    peer : whether each task is a conv / matmul task, whose rates are compared
+    beta : a peer task running under ``1 / beta`` of the best peer rate may gain the gap to it
+
+    Returns
+    -------
+    list of float, one per task: ``max(best / n, best - beta * flop / v)`` (the second only for
+    peers; ``v`` the highest FLOP/s among measured peers); ``-inf`` for a task with no result.
+    """
+    rates = [f / h[-1] for h, f, p in zip(history, flops, peer, strict=True)
+             if p and h and 0 < h[-1] < math.inf and f > 0]
+    v = max(rates, default=0.0)
+    gains = []
+    for h, f, p in zip(history, flops, peer, strict=True):
+        if not h or math.isinf(h[-1]):
+            gains.append(-math.inf)
+            continue
+        best = h[-1]
+        gain = best / len(h)
+        if p and v > 0 and f > 0:
+            gain = max(gain, best - beta * f / v)
+        gains.append(gain)
+    return gains
+
+
+def seed_history(measured: dict[int, tuple[float, int]], batch: int) -> dict[int, list[float]]:
+    """Task id -> a history of the database's best seconds, one entry per ``batch`` records
+    (at least one): the batches each task had before this run."""
+    return {i: [best] * max(1, round(trials / batch)) for i, (best, trials) in measured.items()}
+
 
 @derived_object
 class EagerGradientScheduler(PyTaskScheduler):
     """Gradient-based task allocation with eager joins."""
 
-    def __init__(self, measured: dict[int, float] | None = None, alpha: float = 0.2,
-                 window_size: int = 3, seed: int = 0, deadline: float | None = None):
+    def __init__(self, measured: dict[int, tuple[float, int]] | None = None, batch: int = 32,
+                 alpha: float = 0.2, window_size: int = 3, beta: float = 2.0, seed: int = 0,
+                 deadline: float | None = None):
+        """``measured``: task id -> (best seconds, trials) of the database's records of this
+        machine; ``batch``: trials per batch, to count those trials as batches."""
         super().__init__()
         self.deadline = deadline  # the monotonic() time after which no batch starts
         self.out_of_time = False
-        # task id -> best seconds after each joined batch (math.inf: nothing ran yet); seeded
-        # from the database, so a resumed run skips the warm-up of measured tasks
-        self._best: dict[int, list[float]] = {i: [s] for i, s in (measured or {}).items()}
-        self.alpha, self.window = alpha, window_size
+        # task id -> best seconds after each batch (math.inf: nothing ran yet); seeded from the
+        # database: a resumed run skips the warm-up of measured tasks
+        self._best = seed_history(measured or {}, batch)
+        self.alpha, self.window, self.beta = alpha, window_size, beta
         self.rng = random.Random(seed)
         self.warmup = 0
         self._warmup_order: list[int] | None = None
@@ -49,14 +98,18 @@ class EagerGradientScheduler(PyTaskScheduler):
         """The task's best seconds after a batch (``math.inf`` when none of it ran)."""
         self._best.setdefault(task_id, []).append(best_s)
 
-    def _gradient(self, task_id: int, weight: float) -> float:
-        history = self._best.get(task_id, [])
-        n = len(history)
-        if not n or math.isinf(history[-1]):
-            return -math.inf
-        best = history[-1]
-        g1 = (history[n - 1 - self.window] - best) / self.window if n >= 1 + self.window else 0.0
-        return (self.alpha * g1 + (1 - self.alpha) * best / n) * weight
+    def _gradients(self, tasks, alive: list[int]) -> list[float]:
+        """Ansor's gradient of each alive task, times its calls per frame."""
+        history = [self._best.get(i, []) for i in alive]
+        forward = forward_gains(
+            history, [float(tasks[i].flop) for i in alive],
+            [any(op in str(tasks[i].ctx.task_name) for op in PEER_OPS) for i in alive], self.beta)
+        grads = []
+        for i, h, fwd in zip(alive, history, forward, strict=True):
+            n = len(h)
+            back = (h[n - 1 - self.window] - h[-1]) / self.window if n >= 1 + self.window else 0.0
+            grads.append((self.alpha * back + (1 - self.alpha) * fwd) * float(tasks[i].task_weight))
+        return grads
 
     def next_task_id(self) -> int:
         tasks = self._outer_tasks()
@@ -84,7 +137,7 @@ class EagerGradientScheduler(PyTaskScheduler):
         alive = [i for i, t in enumerate(tasks) if not t.is_terminated]
         if not alive:
             return -1
-        grads = [self._gradient(i, float(tasks[i].task_weight)) for i in alive]
+        grads = self._gradients(tasks, alive)
         if max(grads) == min(grads):
             task_id = self.rng.choice(alive)
         else:

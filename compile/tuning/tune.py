@@ -14,7 +14,7 @@ from compile.boards.tracker import Tracker, check_tracker, resolve_tracker
 from compile.model.zoo import get_dataset, get_model, parse_input_size
 from compile.targets import get_target
 
-from .database import TUNING_LOGS, database_dir, target_machine
+from .database import TUNING_LOGS, database_dir, mean_seconds, target_machine
 
 if TYPE_CHECKING:
     from .progress import TuneResult
@@ -190,12 +190,16 @@ def _extract_tasks(args: TuneArgs, spec, dataset, size, target, work_dir: Path) 
     return ms.relax_integration.extract_tasks(mod, target)
 
 
-def _measured(tasks, database) -> dict[int, float]:
-    """Task index -> best seconds of the tasks the database has measured (no first batch)."""
-    from .progress import best_in_database
-
-    best = {i: best_in_database(database, task.dispatched[0]) for i, task in enumerate(tasks)}
-    return {i: s for i, s in best.items() if s < math.inf}
+def _measured(tasks, database) -> dict[int, tuple[float, int]]:
+    """Task index -> (best seconds, valid records) of the tasks the database has measured."""
+    measured = {}
+    for i, task in enumerate(tasks):
+        mod = task.dispatched[0]
+        if database.has_workload(mod):
+            runs = database.get_top_k(database.commit_workload(mod), 1 << 30)
+            if runs:
+                measured[i] = (mean_seconds(runs[0]), len(runs))
+    return measured
 
 
 def _flop(task) -> float:
@@ -282,7 +286,7 @@ def tune(args: TuneArgs) -> TuneResult:
                 result.out_of_time = True
                 break
         logger.info("%s: %d trials (%d tasks unmeasured)", stage, budget, new)
-        scheduler = EagerGradientScheduler(measured, deadline=deadline)
+        scheduler = EagerGradientScheduler(measured, args.trials_per_batch, deadline=deadline)
         if callback is None:
             callback = ProgressCallback(result, database, args.trials, args.progress, scheduler.record,
                                         getattr(runner, "take_boards", None),

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tvm_ffi import structural_hash
 
 from compile.build import BuildArgs, build
 from compile.targets import get_target
-from compile.tuning.database import GRAPH, RECORDS, TuningDatabase
+from compile.tuning.database import GRAPH, RECORDS, TuningDatabase, mean_seconds, scan_measured
+from compile.tuning.select import merge_databases
 from compile.tuning.tune import TuneArgs, tune
 from runtime.library import elf_machine
 from tests.conftest import REPO, run_cli
@@ -134,6 +136,17 @@ def test_corrupt_and_truncated_lines_are_skipped(tuned_logs, tmp_path):
     res = run_cli("-c", "from compile.tuning.database import TuningDatabase as T; import sys;"
                   f"d = T({str(db_dir)!r}, writable=False); print(len(d.report.skipped))")
     assert res.stdout.strip() == "2" and "skipping a corrupt tuning-database line" in res.stderr
+    # a build's read (no trace parsed) skips the same lines and finds each workload's best
+    best: dict[int, float] = {}
+    for rec in db.get_all_tuning_records():
+        if math.isfinite(secs := mean_seconds(rec)):
+            key = structural_hash(rec.workload.mod)
+            best[key] = min(best.get(key, math.inf), secs)
+    found = scan_measured(db_dir)
+    assert {k: min(r.seconds for r in recs) for k, recs in found.items()} == best
+    merged, coverage, _ = merge_databases([db_dir], None)
+    assert {structural_hash(r.workload.mod): mean_seconds(r)
+            for r in merged.get_all_tuning_records()} == best and coverage[0].covered == len(best)
 
 
 @pytest.mark.compile
@@ -288,7 +301,6 @@ def test_records_of_another_machine_never_pass_for_this_ones(tuned_logs, tmp_pat
     """Run times of different machines do not compare: the tuner loads only its machine's
     records, a build prefers them per workload and says which tasks had only others'."""
     from compile.tuning.database import target_machine
-    from compile.tuning.select import merge_databases
 
     machine = target_machine(get_target("host").tvm_target())
     assert machine.startswith(str(get_target("host").tvm_target().attrs["mcpu"]) + "/")
@@ -297,7 +309,7 @@ def test_records_of_another_machine_never_pass_for_this_ones(tuned_logs, tmp_pat
     added = _records_from_another_machine(src, mixed, keep_own=True)
     db = TuningDatabase(mixed, writable=False, machine=machine)
     assert len(db.elsewhere) == added and db.report.records == added  # as many own as fake
-    merged, _, elsewhere = merge_databases([mixed], [], machine)
+    merged, _, elsewhere = merge_databases([mixed], None, machine)
     assert elsewhere == 0 and {target_machine(r.target) for r in
                                merged.get_all_tuning_records()} == {machine}
     _records_from_another_machine(src, tmp_path / "foreign" / "host" / "xs-64x64", keep_own=False)

@@ -19,6 +19,7 @@ from pathlib import Path
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.database import PyDatabase
+from tvm_ffi import structural_hash
 
 from compile import REPO_ROOT
 
@@ -57,6 +58,13 @@ def _lines(path: Path):
                 yield number, line
 
 
+def _skipped(path: Path, number: int, reason: str) -> str:
+    """Report a corrupt database line that a load skips; its ``file:line: reason``."""
+    entry = f"{path}:{number}: {reason}"
+    logger.warning("skipping a corrupt tuning-database line %s", entry)
+    return entry
+
+
 def _plain(obj):
     """TVM JSON-style values as plain Python, index maps as their ``save_json`` string: what
     TVM's own JSONDatabase writes (``TuningRecord.as_json`` rejects the index maps that
@@ -87,9 +95,10 @@ def record_json(record) -> list:
 
 
 def target_machine(target) -> str:
-    """The machine a target names, ``<LLVM mcpu>/<model>`` (``znver3/amd-epyc-2c``,
-    ``cortex-a72/rk3399``); a tuning record's target says where it was measured."""
-    attrs = target.attrs
+    """The machine a target (a ``tvm.target.Target`` or its JSON dict) names, ``<LLVM
+    mcpu>/<model>`` (``znver3/amd-epyc-2c``, ``cortex-a72/rk3399``); a tuning record's target
+    says where it was measured."""
+    attrs = target if isinstance(target, dict) else target.attrs
     return f"{attrs.get('mcpu', '')}/{attrs.get('model', '')}"
 
 
@@ -140,9 +149,7 @@ class TuningDatabase(PyDatabase):
         write_json_atomic(self.db_dir / GRAPH, {"graph": graph}, indent=2)
 
     def _skip(self, path: Path, number: int, reason: str) -> None:
-        entry = f"{path}:{number}: {reason}"
-        self.report.skipped.append(entry)
-        logger.warning("skipping a corrupt tuning-database line %s", entry)
+        self.report.skipped.append(_skipped(path, number, reason))
 
     def _load(self) -> None:
         by_index: dict[int, ms.database.Workload] = {}
@@ -230,6 +237,60 @@ class TuningDatabase(PyDatabase):
 
     def __len__(self) -> int:
         return len(self.inner)
+
+
+FAILED_SECONDS = 1e9  # MetaSchedule puts 1e10 s where a build or run failed
+
+
+@dataclass(frozen=True)
+class LineRecord:
+    """A measured record as its database line holds it, its trace not yet parsed by TVM."""
+
+    machine: str  # :func:`target_machine` of the record's target
+    seconds: float  # mean measured run time
+    value: list  # the record's JSON value: [trace, run_secs, target, args_info]
+    mod: object  # its workload's IRModule
+    line: str  # "<file>:<line number>", for a report
+
+
+def scan_measured(db_dir: str | Path, wanted: set[int] | None = None) -> dict[int, list[LineRecord]]:
+    """One database's measured records per workload ``structural_hash``, read-only.
+
+    A record line is parsed only when its workload is in ``wanted`` (every workload when
+    ``None``), and TVM parses no trace: a build needs the best record of a few dozen workloads,
+    not the tens of thousands of traces a long tuning run leaves (loading them all with
+    :class:`TuningDatabase` took minutes). Corrupt lines are reported and skipped, as there.
+    """
+    db_dir = Path(db_dir)
+    wl_path, rec_path = db_dir / WORKLOADS, db_dir / RECORDS
+    workloads: dict[int, tuple[int, object]] = {}  # line index -> (structural hash, IRModule)
+    for index, (number, line) in enumerate(_lines(wl_path)):  # a corrupt line keeps its index
+        try:
+            mod = ms.database.Workload.from_json(json.loads(line)).mod
+        except Exception as err:  # malformed JSON or IR: TVM raises its own errors
+            _skipped(wl_path, number, f"{type(err).__name__}: {str(err)[:80]}")
+            continue
+        workloads[index] = (structural_hash(mod), mod)
+    found: dict[int, list[LineRecord]] = {}
+    for number, line in _lines(rec_path):
+        try:
+            index = int(line[1:line.index(",")])  # each line is [workload index, record]
+            key, mod = workloads[index]
+            if wanted is not None and key not in wanted:
+                continue
+            value = json.loads(line)[1]
+            secs = [float(s) for s in value[1] or ()]
+            machine = target_machine(value[2])
+        except KeyError:
+            _skipped(rec_path, number, "refers to a workload line that is missing or corrupt")
+            continue
+        except Exception as err:
+            _skipped(rec_path, number, f"{type(err).__name__}: {str(err)[:80]}")
+            continue
+        if secs and max(secs) < FAILED_SECONDS:
+            found.setdefault(key, []).append(
+                LineRecord(machine, statistics.fmean(secs), value, mod, f"{rec_path}:{number}"))
+    return found
 
 
 def has_record(db, mod) -> bool:

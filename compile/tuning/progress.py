@@ -239,7 +239,7 @@ def curve_from_records(db_dir: Path, task_mods: list, weights: list[float], mach
     without a run time) and its best."""
     import json
 
-    from .database import RECORDS, TuningDatabase
+    from .database import RECORDS, TuningDatabase, target_machine
 
     db = TuningDatabase(db_dir, writable=False)
     task_of = {}  # workload line -> task (a workload may have lines from several runs)
@@ -255,7 +255,7 @@ def curve_from_records(db_dir: Path, task_mods: list, weights: list[float], mach
                 index, (_, secs, target, *_) = json.loads(line)
             except (ValueError, TypeError):
                 continue  # a corrupt line (the database reports it when loaded)
-            if f"{target.get('mcpu', '')}/{target.get('model', '')}" != machine:
+            if target_machine(target) != machine:
                 continue
             trials += 1
             t = task_of.get(index)

@@ -17,10 +17,9 @@ from runtime.meta import DatabaseRef, TuningInfo
 from .database import (
     RECORDS,
     WORKLOADS,
-    TuningDatabase,
     graph_version,
-    has_record,
     kinship,
+    scan_measured,
     target_machine,
 )
 
@@ -65,36 +64,47 @@ def _digest(db_dir: Path) -> str:
     return h.hexdigest()
 
 
-def merge_databases(db_dirs: list[Path], task_mods: list,
+def merge_databases(db_dirs: list[Path], task_mods: list | None,
                     machine: str = "") -> tuple[object, list[Coverage], int]:
-    """One in-memory database of the records of ``db_dirs``, each one's coverage, and how many
-    of ``task_mods`` are served only by records measured on other machines than ``machine``.
+    """One in-memory database with the best record of each of ``task_mods`` (every workload
+    when ``None``) over ``db_dirs``, each database's coverage, and how many of ``task_mods`` are
+    served only by records measured on other machines than ``machine``.
 
     ``task_mods`` are the tuning tasks' IRModules of the module being built; a database for
     another model or size still covers the tasks whose workloads are identical. Run times of
     different machines do not compare (an AVX-512 machine's fastest schedule can be slow on an
-    AVX2 one, a faster machine's bests beat every measurement of a slower one): each workload
-    gets only its records from ``machine`` when there are any, else those of the same CPU
-    (``mcpu``), else all.
+    AVX2 one, a faster machine's bests beat every measurement of a slower one): each workload's
+    best comes from its records from ``machine`` when there are any, else from those of the same
+    CPU (``mcpu``), else from all.
     """
+    wanted = None if task_mods is None else {structural_hash(mod) for mod in task_mods}
     coverage, by_workload = [], {}
     for db_dir in db_dirs:
-        db = TuningDatabase(db_dir, writable=False)
-        for rec in db.get_all_tuning_records():
-            by_workload.setdefault(structural_hash(rec.workload.mod), []).append(rec)
-        covered = sum(has_record(db, mod) for mod in task_mods)
-        coverage.append(Coverage(db_dir, covered, len(task_mods), _digest(db_dir)))
+        found = scan_measured(db_dir, wanted)
+        for key, records in found.items():
+            by_workload.setdefault(key, []).extend(records)
+        covered = len(found) if wanted is None else len(wanted & found.keys())
+        coverage.append(Coverage(db_dir, covered, len(found if wanted is None else wanted),
+                                 _digest(db_dir)))
     merged, foreign = ms.database.MemoryDatabase(), set()
     for key, records in by_workload.items():
-        kin = [kinship(machine, target_machine(r.target)) for r in records]
-        if max(kin) < 2:
+        kin = max(kinship(machine, r.machine) for r in records)
+        if kin < 2:
             foreign.add(key)
-        for rec, k in zip(records, kin, strict=True):
-            if k == max(kin):
-                workload = merged.commit_workload(rec.workload.mod)
-                merged.commit_tuning_record(ms.database.TuningRecord(
-                    rec.trace, workload, rec.run_secs, rec.target, rec.args_info))
-    return merged, coverage, sum(structural_hash(mod) in foreign for mod in task_mods)
+        nearest = sorted((r for r in records if kinship(machine, r.machine) == kin),
+                         key=lambda r: r.seconds)
+        for rec in nearest:  # the fastest whose trace TVM can parse
+            try:
+                parsed = ms.database.TuningRecord.from_json(rec.value, ms.database.Workload(rec.mod))
+            except Exception as err:  # a corrupt trace: TVM raises its own errors
+                logger.warning("skipping a corrupt tuning record %s: %s: %s", rec.line,
+                               type(err).__name__, str(err)[:80])
+                continue
+            merged.commit_tuning_record(ms.database.TuningRecord(
+                parsed.trace, merged.commit_workload(rec.mod), parsed.run_secs, parsed.target,
+                parsed.args_info))
+            break
+    return merged, coverage, len(foreign if wanted is None else wanted & foreign)
 
 
 def schedule_source(preset: TargetPreset, tuning_logs: Path, graph: str,

@@ -1,5 +1,5 @@
 # LitePose edge kit: every target is one CLI call. Variables: MODEL, TARGET, DATASET, OUT,
-# CHECKPOINT, TRACKER, KEY, TRIALS, MINUTES, PARALLEL (tune), THREADS and ENGINES (bench),
+# CHECKPOINT, TRACKER, KEY, TRIALS, MINUTES, CARRY_OVER=1, PARALLEL (tune), THREADS and ENGINES (bench),
 # BOARDS (board), ARCH and TVM_SOURCE (opencl-runtime); for eval: IMAGES, ANNOTATIONS, FLIP=1,
 # REFERENCE=1, MAX_IMAGES.
 # 'make demo' and 'make test' set the environment up when it is missing.
@@ -11,6 +11,7 @@ OUT     ?= build/$(MODEL)-$(TARGET)
 PYTEST_ARGS ?=
 TRIALS  ?= 64
 MINUTES ?=
+CARRY_OVER ?=
 THREADS ?= 1 2
 ENGINES ?=
 TRACKER ?=
@@ -57,7 +58,7 @@ bench-post:  ## grouping kernels vs the slow reference; run.py vs inference alon
 	$(PY) -m compile bench-post --artifact $(OUT)
 
 tune:   ## MetaSchedule tuning; TRACKER=host:port KEY=... for boards (else TVM_TRACKER_* or local host)
-	$(PY) -m compile tune --model $(MODEL) --target $(TARGET) --trials $(TRIALS) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY)) $(if $(PARALLEL),--parallel $(PARALLEL))
+	$(PY) -m compile tune --model $(MODEL) --target $(TARGET) --trials $(TRIALS) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(CARRY_OVER),--carry-over) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY)) $(if $(PARALLEL),--parallel $(PARALLEL))
 
 bench:  ## TVM tuned / untuned vs ONNX Runtime, OpenVINO, ncnn, PyTorch here, at each of THREADS
 	$(PY) -m compile bench --model $(MODEL) --threads $(THREADS) $(if $(ENGINES),--engines $(ENGINES))

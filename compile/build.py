@@ -164,14 +164,16 @@ def build(args: BuildArgs) -> BuildResult:
 def _build(args: BuildArgs, spec, dataset, preset: TargetPreset, size, output: Path) -> BuildResult:
     from .frontend.importer import import_relax, load_model
     from .frontend.merge import with_merges
-    from .passes.pipeline import GRAPH_VERSION
+    from .passes.pipeline import GRAPH_VERSION, channels_last
 
     timings = {}
     t0 = time.perf_counter()
     loaded = load_model(spec, dataset, args.checkpoint, args.seed)
     logger.info("weights: %s", loaded.weights.describe())
     with tempfile.TemporaryDirectory(dir=output, prefix=".build-") as tmp:
-        mod = with_merges(import_relax(loaded, size, args.frontend, workdir=tmp), loaded, size)
+        mod = with_merges(import_relax(loaded, size, args.frontend, workdir=tmp,
+                                       channels_last=channels_last(preset.tvm_target())),
+                          loaded, size)
     timings["import"] = time.perf_counter() - t0
     exact_db = database_dir(args.tuning_logs, preset.name, spec.name, size)
     t1 = time.perf_counter()

@@ -58,42 +58,57 @@ def test_larger_model_host_artifact_matches_pytorch(tmp_path):
     assert_parity(run_host_library(tmp_path / "model.so", x), refs)
 
 
-def test_torch_export_and_onnx_paths_agree(tmp_path):
+def test_torch_export_and_onnx_paths_agree_in_both_interleave_forms(tmp_path):
     import tvm
     from tvm import relax
 
+    from compile.passes.pipeline import lower_for_tuning
+
     loaded = load_model(MODELS["xs"], DATASETS["crowdpose"])
     size = (128, 192)
+    target = get_target("host").tvm_target()
     x = tvm.runtime.tensor(example_input(size, seed=5).numpy())
     results = []
     for frontend in ("torch", "onnx"):
-        mod = import_relax(loaded, size, frontend, workdir=tmp_path)
-        vm = relax.VirtualMachine(tvm.compile(mod, get_target("host").tvm_target()), tvm.cpu())
-        results.append([o.numpy() for o in vm["main"](x)])
-    assert_parity(results[1], results[0])
+        for channels_last in (False, True):  # the CPU form through the CPU passes
+            mod = import_relax(loaded, size, frontend, workdir=tmp_path, channels_last=channels_last)
+            if channels_last:
+                mod = lower_for_tuning(mod, target)  # ONNX's gather indices are not constants
+                assert mod["main"].script().count("depth_to_space_") == (3 if frontend == "torch" else 0)
+            vm = relax.VirtualMachine(tvm.compile(mod, target), tvm.cpu())
+            results.append([o.numpy() for o in vm["main"](x)])
+    for other in results[1:]:
+        assert_parity(other, results[0])
 
 
 def test_cpu_graph_runs_convs_in_nhwc_and_transposes_only_at_its_edges():
     from tvm.s_tir import meta_schedule as ms
 
     from compile.passes.clip import clip_as_min_max
+    from compile.passes.gather import tunable
     from compile.passes.layout import cpu_layout
-    from compile.passes.pipeline import lower_for_tuning
+    from compile.passes.pipeline import channels_last, lower_for_tuning
 
-    mod = import_relax(load_model(MODELS["xs"], DATASETS["crowdpose"]), (64, 64))
+    loaded = load_model(MODELS["xs"], DATASETS["crowdpose"])
+    mod = import_relax(loaded, (64, 64))
     script = cpu_layout(clip_as_min_max(mod))["main"].script()
     assert script.count("R.nn.conv2d(") == script.count('data_layout="NHWC"') > 100
     assert "R.clip(" not in script and mod["main"].script().count("R.clip(") == 70  # ReLU6 kept
 
-    def transposing_tasks(target):
+    def tasks(target):
         target = get_target(target).tvm_target()
-        tasks = ms.relax_integration.extract_tasks(lower_for_tuning(mod, target), target)
-        return [t.task_name for t in tasks if "transpose" in t.task_name]
+        imported = import_relax(loaded, (64, 64), channels_last=channels_last(target))
+        return ms.relax_integration.extract_tasks(lower_for_tuning(imported, target), target)
 
-    edges = transposing_tasks("host")  # image in, two outputs out, the head's depth-to-space
-    assert 1 <= len(edges) <= 8, edges
+    host = tasks("host")
+    edges = [t.task_name for t in host if "transpose" in t.task_name]
+    assert len(edges) == 3, edges  # the image in, the two outputs out; none in the head
     assert not any("maximum" in name or "minimum" in name for name in edges)  # no ReLU6 wrapped
-    assert transposing_tasks("host-opencl") == []  # GPUs keep NCHW
+    kernels = [t.task_name for t in host if t.task_name.startswith("depth_to_space")]
+    assert len(kernels) == 3 and not any(t.task_name in kernels for t in tunable(host))
+    assert len(tunable(host)) == len(host) - 3
+    gpu = [t.task_name for t in tasks("host-opencl")]
+    assert not any("transpose" in n or "depth_to_space" in n for n in gpu)  # GPUs keep NCHW
 
 
 @pytest.mark.parametrize("target", list(TARGETS))

@@ -59,3 +59,31 @@ def test_every_variant_compiles_to_the_same_function(model, dataset):
         for ref, out in zip(net(x), compiled(x), strict=True):
             assert out.shape == ref.shape
             assert float((out - ref).abs().max()) <= 1e-4 * max(1.0, float(ref.abs().max()))
+
+
+@pytest.mark.parametrize(("cins", "cout", "n", "h", "w"), [
+    ((8,), 5, 1, 7, 9), ((16, 24), 24, 2, 16, 16), ((3,), 4, 1, 1, 1), ((40, 2), 7, 2, 5, 12)])
+def test_the_channels_last_interleave_is_the_same_function(cins, cout, n, h, w):
+    gen = torch.Generator().manual_seed(sum(cins) + n)
+    exact = ExactDeconv([nn.ConvTranspose2d(c, cout, 4, 2, 1) for c in cins])
+    xs = [torch.randn((n, c, h, w), generator=gen) for c in cins]
+    with torch.no_grad():
+        nchw = exact(*xs, relu=True)
+        exact.channels_last = True
+        rows = exact(*xs, relu=True)
+    assert torch.equal(rows, nchw)  # a gather of the same floats: bit for bit
+
+
+def test_a_whole_network_with_the_channels_last_interleave_is_the_same_function():
+    net = LitePose(MODELS["xs"].arch(), DATASETS["crowdpose"].num_joints)
+    init_random(net, seed=4, calib_size=(64, 64))
+    compiled = CompiledLitePose(fuse_bn(net.eval()), "phase").eval()
+    twin = compiled.with_channels_last()
+    assert all(d.channels_last for d in twin.deconvs) and not any(
+        d.channels_last for d in compiled.deconvs)  # a copy: the NCHW form is kept
+    x = torch.randn((1, 3, 64, 96), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():  # the next convs read other strides: not bit for bit
+        for ref, out in zip(compiled(x), twin(x), strict=True):
+            assert float((out - ref).abs().max()) <= 1e-5 * max(1.0, float(ref.abs().max()))
+    with pytest.raises(ValueError, match="only the phase form"):
+        CompiledLitePose(fuse_bn(net.eval()), "shuffle").with_channels_last()

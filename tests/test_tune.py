@@ -93,8 +93,37 @@ def test_a_stale_database_is_reported_and_not_applied(tuned_logs, tmp_path):
     res = run_cli("-m", "compile", "build", "--model", "xs", "--target", "host", "--input-size",
                   SIZE, "--tuning-logs", str(logs), "--output", str(tmp_path / "cli"))
     assert res.returncode == 0 and "STALE" in res.stdout
-    with pytest.raises(ValueError, match="holds records of graph unrecorded"):
+    db = logs / "host" / "xs-64x64"
+    records = (db / RECORDS).read_bytes()
+    with pytest.raises(ValueError, match=r"holds records of graph unrecorded.*--carry-over"):
         tune(tiny(tmp_path, tuning_logs=logs))  # never appended to
+    assert (db / RECORDS).read_bytes() == records and not (db / GRAPH).exists()
+
+
+@pytest.mark.compile
+def test_carrying_a_database_over_keeps_every_record_and_applies_the_shared_kernels(
+        tuned_logs, tmp_path):
+    from compile.passes.pipeline import GRAPH_VERSION
+
+    logs = tmp_path / "logs"
+    db = logs / "host" / "xs-64x64"
+    shutil.copytree(tuned_logs / "host" / "xs-64x64", db)
+    (db / GRAPH).write_text(json.dumps({"graph": "3:older"}))
+    files = {p.name: p.read_bytes() for p in db.glob("database_*.json")}
+    current = build(BuildArgs(model="xs", target="host", output=tmp_path / "a", input_size=SIZE,
+                              tuning_logs=tuned_logs)).meta.tuning
+    TuningDatabase(db, graph=GRAPH_VERSION, carry_over=True)
+    assert {p.name: p.read_bytes() for p in db.glob("database_*.json")} == files  # append-only
+    assert json.loads((db / GRAPH).read_text()) == {"graph": GRAPH_VERSION,
+                                                     "carried_from": ["3:older"]}
+    carried = build(BuildArgs(model="xs", target="host", output=tmp_path / "b", input_size=SIZE,
+                              tuning_logs=logs))
+    assert carried.stale == [] and carried.meta.tuning.tasks_covered == current.tasks_covered >= 1
+    with pytest.raises(ValueError, match="already tuned on graph"):
+        TuningDatabase(db, graph=GRAPH_VERSION, carry_over=True)
+    res = run_cli("-m", "compile", "tune", "--model", "xs", "--input-size", SIZE, "--carry-over",
+                  "--tuning-logs", str(logs), "--quiet")
+    assert res.returncode == 2 and "nothing to carry over" in res.stderr
 
 
 @pytest.mark.compile

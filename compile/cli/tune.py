@@ -59,6 +59,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--functions", default="all", choices=["all", "network", "merge"],
                         help="which functions' tasks to tune: the network (main), the merge of "
                         "its heads (compile/frontend/merge.py), or both (default)")
+    parser.add_argument("--carry-over", action="store_true",
+                        help="the database was tuned on an older graph: keep its records (those "
+                        "of kernels both graphs share apply again, the rest stay in the files "
+                        "unused), record the current graph in its graph.json, and tune")
     parser.add_argument("--replot", action="store_true",
                         help="measure nothing: rebuild tuning-curve.png/.json from every record "
                         "this machine put in the database, in the order measured (runs that "
@@ -78,7 +82,8 @@ def main(argv: list[str]) -> int:
                      trials_per_batch=args.trials_per_batch, first_pass=args.first_pass,
                      parallel=args.parallel,
                      build_workers=args.build_workers, remeasure=args.remeasure,
-                     functions=args.functions, tuning_logs=args.tuning_logs or TUNING_LOGS,
+                     functions=args.functions, carry_over=args.carry_over,
+                     tuning_logs=args.tuning_logs or TUNING_LOGS,
                      progress=not args.quiet)
     if args.replot:
         try:

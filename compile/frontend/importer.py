@@ -88,12 +88,15 @@ FRONTENDS = ("torch", "onnx")
 
 
 def import_relax(loaded: LoadedModel, size: tuple[int, int], frontend: str = "torch",
-                 workdir: str | Path | None = None):
-    """Import ``loaded.compiled`` into Relax through ``frontend`` ("torch" or "onnx")."""
+                 workdir: str | Path | None = None, channels_last: bool = False):
+    """Import ``loaded.compiled`` into Relax through ``frontend`` ("torch" or "onnx");
+    ``channels_last``: its head's interleave written channels-last, as CPU targets import it
+    (``compile.passes.pipeline.channels_last``)."""
+    model = loaded.compiled.with_channels_last() if channels_last else loaded.compiled
     if frontend == "torch":
-        return import_exported_program(loaded.compiled, size)
+        return import_exported_program(model, size)
     if frontend == "onnx":
         if workdir is None:
             raise ValueError("the onnx frontend needs a workdir for the .onnx file")
-        return import_onnx(export_onnx(loaded.compiled, size, Path(workdir) / "model.onnx"), size)
+        return import_onnx(export_onnx(model, size, Path(workdir) / "model.onnx"), size)
     raise ValueError(f"unknown frontend {frontend!r}; valid choices: {', '.join(FRONTENDS)}")

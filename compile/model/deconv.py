@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,6 +38,19 @@ def _check(deconv: nn.ConvTranspose2d) -> None:
     if not ok:
         raise ValueError(f"only ConvTranspose2d(k=4, s=2, p=1, groups=1) has an exact stride-1 form; "
                          f"got {deconv}")
+
+
+def phase_rows(n: int, h: int, w: int) -> np.ndarray:
+    """The phase interleave as a gather of channel rows: index ``(b, 2m+a, 2k+c)`` of the
+    output (row-major, ``(N, 2H, 2W)``) reads row ``((b(H+1) + m+a)(W+1) + k+c) 4 + 2a+c`` of
+    the phase conv's channels-last output seen as ``(N (H+1) (W+1) 4, Cout)`` rows.
+
+    Returns an int64 array of shape ``(N * 2H * 2W,)``.
+    """
+    b, i, j = np.meshgrid(np.arange(n), np.arange(2 * h), np.arange(2 * w), indexing="ij")
+    a, c = i % 2, j % 2
+    return ((((b * (h + 1) + i // 2 + a) * (w + 1) + j // 2 + c) * 4 + 2 * a + c)
+            .reshape(-1).astype(np.int64))
 
 
 class ExactDeconv(nn.Module):
@@ -57,6 +71,7 @@ class ExactDeconv(nn.Module):
             bias = sum(d.bias if d.bias is not None else torch.zeros(d.out_channels) for d in deconvs)
         cin, cout = wt.shape[:2]
         self.form, self.cout = form, cout
+        self.channels_last = False  # the phase interleave as a row gather (see forward)
         k = 2 if form == "phase" else 3
         w = wt.new_zeros((2, 2, cout, cin, k, k))  # phase (a, b), out, in, tap
         for a in range(2):
@@ -79,8 +94,12 @@ class ExactDeconv(nn.Module):
             y = F.relu(y)
         if self.form == "shuffle":
             return F.pixel_shuffle(y, 2)
-        n, _, h, w = x.shape
+        n, _, h, w = (int(d) for d in x.shape)  # ints under ONNX tracing too
         c = self.cout
+        if self.channels_last:
+            rows = y.permute(0, 2, 3, 1).reshape(-1, c)
+            out = rows.index_select(0, torch.from_numpy(phase_rows(n, h, w)))
+            return out.reshape(n, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
         phases = [y[:, (2 * a + b) * c:(2 * a + b + 1) * c, a:a + h, b:b + w]
                   for a in range(2) for b in range(2)]
         out = torch.stack(phases, dim=2).reshape(n, c, 2, 2, h, w)  # (n, c, a, b, h, w)
@@ -112,6 +131,20 @@ class CompiledLitePose(LitePose):
         self.num_joints = fused.num_joints
         self.deconvs = nn.ModuleList([
             ExactDeconv([fused.deconv_refined[i], fused.deconv_raw[i]], form) for i in range(3)])
+
+    def with_channels_last(self) -> CompiledLitePose:
+        """A copy whose phase interleave is written channels-last, a gather of contiguous
+        ``Cout``-float rows between two reshapes (:func:`phase_rows`): the same outputs; what
+        CPU targets import, where the convs run in NHWC and
+        :mod:`compile.passes.gather` turns each gather into one scheduled kernel (the NCHW
+        form's crops, stack and permute send each level through NCHW and back)."""
+        if self.deconvs[0].form != "phase":
+            raise ValueError(f"only the phase form has a channels-last interleave, not "
+                             f"{self.deconvs[0].form!r}")
+        twin = copy.deepcopy(self)
+        for deconv in twin.deconvs:
+            deconv.channels_last = True
+        return twin
 
     def fuse_level(self, i: int, ref: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
         return self.deconvs[i](ref, raw, relu=True)  # BN is folded; ReLU fuses into the conv

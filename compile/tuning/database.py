@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
 TUNING_LOGS = REPO_ROOT / "tuning_logs"  # the committed databases
-GRAPH = "graph.json"  # {"graph": <compile.passes.pipeline.GRAPH_VERSION the records were tuned on>}
+# {"graph": <compile.passes.pipeline.GRAPH_VERSION it is tuned on>, "carried_from": [older ones]}
+GRAPH = "graph.json"
 
 
 def graph_version(db_dir: str | Path) -> str | None:
@@ -38,6 +39,31 @@ def graph_version(db_dir: str | Path) -> str | None:
         return str(json.loads(path.read_text())["graph"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def carry_over(db_dir: str | Path, graph: str) -> list[str]:
+    """Claim a database of an older graph for ``graph``; returns the graphs it was carried from.
+
+    A record is the schedule of one exact kernel (its workload), and a build applies a record
+    only to a task whose workload is identical: the kernels that both graphs share keep their
+    records, the others' records stay in the files, append-only, and are never applied. Only
+    ``graph.json`` is rewritten (atomically): it names ``graph`` and, in ``carried_from``, the
+    graphs before it. The tasks the new graph adds are what the next tuning run measures.
+    """
+    from runtime.atomic import write_json_atomic
+
+    path = Path(db_dir) / GRAPH
+    found = graph_version(db_dir)
+    if found == graph:
+        raise ValueError(f"tuning database {db_dir} is already tuned on graph {graph!r}")
+    try:
+        earlier = list(json.loads(path.read_text()).get("carried_from", []))
+    except (OSError, ValueError, AttributeError):
+        earlier = []
+    carried = [found or "unrecorded", *earlier]
+    write_json_atomic(path, {"graph": graph, "carried_from": carried}, indent=2)
+    logger.info("tuning database %s carried over from graph %s to %s", db_dir, carried[0], graph)
+    return carried
 
 
 @dataclass
@@ -118,11 +144,13 @@ class TuningDatabase(PyDatabase):
     """An append-only, crash-tolerant MetaSchedule database backed by the two JSON files."""
 
     def __init__(self, db_dir: str | Path, writable: bool = True, graph: str | None = None,
-                 machine: str | None = None):
+                 machine: str | None = None, carry_over: bool = False):
         """``graph``: claim the database for this graph version (writable only); ``machine``:
         load only the records measured there (:func:`target_machine`), as a tuner on it needs:
-        another machine's run times would pass for this one's bests."""
+        another machine's run times would pass for this one's bests; ``carry_over``: claim a
+        database of another graph for ``graph`` (:func:`carry_over`)."""
         super().__init__()
+        self.carry_over = carry_over
         self.db_dir = Path(db_dir)
         self.writable = writable
         self.machine = machine
@@ -138,11 +166,18 @@ class TuningDatabase(PyDatabase):
         found = graph_version(self.db_dir)
         has_records = (self.db_dir / RECORDS).is_file() and (self.db_dir / RECORDS).stat().st_size
         if found == graph:
+            if self.carry_over:
+                raise ValueError(f"tuning database {self.db_dir} is already tuned on graph "
+                                 f"{graph!r}: nothing to carry over (drop --carry-over)")
             return
-        if has_records:
+        if has_records and not self.carry_over:
             raise ValueError(f"tuning database {self.db_dir} holds records of graph "
-                             f"{found or 'unrecorded (an older kit)'}, not {graph!r}: move it aside "
-                             "(or delete it) to tune the current graph from scratch")
+                             f"{found or 'unrecorded (an older kit)'}, not {graph!r}: tune with "
+                             "--carry-over to keep the records of the kernels both graphs share, "
+                             "or move it aside (or delete it) to tune from scratch")
+        if has_records:
+            carry_over(self.db_dir, graph)
+            return
         from runtime.atomic import write_json_atomic
 
         self.db_dir.mkdir(parents=True, exist_ok=True)

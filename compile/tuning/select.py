@@ -150,7 +150,9 @@ def apply_selection(mod, target, selection: Selection, preset: TargetPreset, gra
 
     if not selection.databases:
         return mod, None
-    tasks = [t.dispatched[0] for t in ms.relax_integration.extract_tasks(mod, target)]
+    from compile.passes.gather import tunable
+
+    tasks = [t.dispatched[0] for t in tunable(ms.relax_integration.extract_tasks(mod, target))]
     machine = target_machine(target)  # as tune names the records it measures
     database, coverage, elsewhere = merge_databases(list(selection.databases), tasks, machine)
     covered = sum(database.has_workload(t) for t in tasks)  # by any of the databases

@@ -43,6 +43,7 @@ class TuneArgs:
     build_workers: int | None = None  # candidate builds at once; default: this machine's cores
     remeasure: int = 8  # other machines' best schedules measured here first, per new task
     functions: str = "all"  # "network" (main), "merge" (compile/frontend/merge.py) or "all"
+    carry_over: bool = False  # claim a database of an older graph (database.carry_over)
     tuning_logs: Path = TUNING_LOGS
     work_dir: Path | None = None  # logs and plot; default build/tune-<target>-<model>-<HxW>
     progress: bool = True
@@ -182,12 +183,15 @@ def _extract_tasks(args: TuneArgs, spec, dataset, size, target, work_dir: Path) 
 
     from compile.frontend.importer import import_relax, load_model
     from compile.frontend.merge import with_merges
-    from compile.passes.pipeline import lower_for_tuning
+    from compile.passes.gather import tunable
+    from compile.passes.pipeline import channels_last, lower_for_tuning
 
     loaded = load_model(spec, dataset)
-    mod = lower_for_tuning(select_functions(with_merges(
-        import_relax(loaded, size, "torch", workdir=work_dir), loaded, size), args.functions), target)
-    return ms.relax_integration.extract_tasks(mod, target)
+    imported = import_relax(loaded, size, "torch", workdir=work_dir,
+                            channels_last=channels_last(target))
+    mod = lower_for_tuning(select_functions(with_merges(imported, loaded, size), args.functions),
+                           target)
+    return tunable(ms.relax_integration.extract_tasks(mod, target))
 
 
 def _measured(tasks, database) -> dict[int, tuple[float, int]]:
@@ -250,7 +254,8 @@ def tune(args: TuneArgs) -> TuneResult:
     deadline = None if args.minutes is None else time.monotonic() + 60 * args.minutes
     target = preset.tvm_target()
     machine = target_machine(target)  # loads this machine's records only; refuses another graph
-    database = TuningDatabase(db_dir, writable=True, graph=GRAPH_VERSION, machine=machine)
+    database = TuningDatabase(db_dir, writable=True, graph=GRAPH_VERSION, machine=machine,
+                              carry_over=args.carry_over)
     if database.elsewhere:
         logger.info("%s: %d records measured on other machines than %s are kept, not used "
                     "as this machine's", db_dir, len(database.elsewhere), machine)

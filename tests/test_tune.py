@@ -121,8 +121,8 @@ def test_carrying_a_database_over_keeps_every_record_and_applies_the_shared_kern
     assert carried.stale == [] and carried.meta.tuning.tasks_covered == current.tasks_covered >= 1
     with pytest.raises(ValueError, match="already tuned on graph"):
         TuningDatabase(db, graph=GRAPH_VERSION, carry_over=True)
-    res = run_cli("-m", "compile", "tune", "--model", "xs", "--input-size", SIZE, "--carry-over",
-                  "--tuning-logs", str(logs), "--quiet")
+    res = run_cli("-m", "compile", "tune", "--model", "xs", "--target", "host", "--input-size", SIZE,
+                  "--carry-over", "--tuning-logs", str(logs), "--quiet")
     assert res.returncode == 2 and "nothing to carry over" in res.stderr
 
 

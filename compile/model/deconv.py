@@ -41,15 +41,15 @@ def _check(deconv: nn.ConvTranspose2d) -> None:
 
 
 def phase_rows(n: int, h: int, w: int) -> np.ndarray:
-    """The phase interleave as a gather of channel rows: index ``(b, 2m+a, 2k+c)`` of the
-    output (row-major, ``(N, 2H, 2W)``) reads row ``((b(H+1) + m+a)(W+1) + k+c) 4 + 2a+c`` of
+    """The phase interleave as a gather of channel rows: index ``(b, 2m+a, 2k+e)`` of the
+    output (row-major, ``(N, 2H, 2W)``) reads row ``((b(H+1) + m+a)(W+1) + k+e) 4 + 2a+e`` of
     the phase conv's channels-last output seen as ``(N (H+1) (W+1) 4, Cout)`` rows.
 
     Returns an int64 array of shape ``(N * 2H * 2W,)``.
     """
     b, i, j = np.meshgrid(np.arange(n), np.arange(2 * h), np.arange(2 * w), indexing="ij")
-    a, c = i % 2, j % 2
-    return ((((b * (h + 1) + i // 2 + a) * (w + 1) + j // 2 + c) * 4 + 2 * a + c)
+    a, e = i % 2, j % 2
+    return ((((b * (h + 1) + i // 2 + a) * (w + 1) + j // 2 + e) * 4 + 2 * a + e)
             .reshape(-1).astype(np.int64))
 
 

@@ -15,8 +15,7 @@ def depth_to_space_kernel(n: int, h: int, w: int, c: int, dtype: str = "float32"
 
     ``y`` is the phase conv's NHWC output ``(N, H+1, W+1, 4C)``, ``out`` ``(N, 2H, 2W, C)``.
     Output rows run in parallel and channels are vectorised; every read is a contiguous run of
-    ``C`` floats. (MetaSchedule's design for the gather form vectorises across rows with a
-    load per lane: docs/design/passes.md.)
+    ``C`` floats. Scheduled here, it needs no tuning task.
     """
     from tvm import s_tir, te
 

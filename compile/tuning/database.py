@@ -55,7 +55,8 @@ def carry_over(db_dir: str | Path, graph: str) -> list[str]:
     path = Path(db_dir) / GRAPH
     found = graph_version(db_dir)
     if found == graph:
-        raise ValueError(f"tuning database {db_dir} is already tuned on graph {graph!r}")
+        raise ValueError(f"tuning database {db_dir} is already tuned on graph {graph!r}: "
+                         "nothing to carry over (drop --carry-over)")
     try:
         earlier = list(json.loads(path.read_text()).get("carried_from", []))
     except (OSError, ValueError, AttributeError):
@@ -165,19 +166,16 @@ class TuningDatabase(PyDatabase):
         """Refuse to append to records of another graph; record ``graph`` in a new database."""
         found = graph_version(self.db_dir)
         has_records = (self.db_dir / RECORDS).is_file() and (self.db_dir / RECORDS).stat().st_size
-        if found == graph:
-            if self.carry_over:
-                raise ValueError(f"tuning database {self.db_dir} is already tuned on graph "
-                                 f"{graph!r}: nothing to carry over (drop --carry-over)")
+        if has_records and self.carry_over:
+            carry_over(self.db_dir, graph)  # refuses a database already on ``graph``
             return
-        if has_records and not self.carry_over:
+        if found == graph:
+            return
+        if has_records:
             raise ValueError(f"tuning database {self.db_dir} holds records of graph "
                              f"{found or 'unrecorded (an older kit)'}, not {graph!r}: tune with "
                              "--carry-over to keep the records of the kernels both graphs share, "
                              "or move it aside (or delete it) to tune from scratch")
-        if has_records:
-            carry_over(self.db_dir, graph)
-            return
         from runtime.atomic import write_json_atomic
 
         self.db_dir.mkdir(parents=True, exist_ok=True)

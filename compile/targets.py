@@ -44,9 +44,12 @@ class TargetPreset:
 
 
 def machine_model() -> str:
-    """This machine as a target ``model``: its CPU's marketing name and core count, e.g.
-    ``amd-epyc-2c``. Tuning records carry it, so run times measured here are told apart from
-    another machine's even when LLVM gives both CPUs one name."""
+    """This machine as a target ``model``: its CPU's marketing name, core count and the threads
+    candidates are timed with here (all of them, :func:`compile.tuning.tune.make_runner`), e.g.
+    ``amd-epyc-2c-2t``. Tuning records carry it, so run times measured here are told apart from
+    another machine's even when LLVM gives both CPUs one name. Records named ``...-2c`` were
+    timed by TVM's default pool, which on x86 is half the logical CPUs (it assumes hyper-threads):
+    one thread on a 2-vCPU VM."""
     name = ""
     try:
         with open("/proc/cpuinfo") as fh:
@@ -54,7 +57,8 @@ def machine_model() -> str:
     except OSError:
         pass
     slug = re.sub(r"[^a-z0-9]+", "-", (name or platform.processor() or "cpu").lower()).strip("-")
-    return f"{slug}-{os.cpu_count() or 1}c"
+    cores = os.cpu_count() or 1
+    return f"{slug}-{cores}c-{cores}t"
 
 
 def _arm(mcpu: str, cores: int, model: str) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import signal
 import subprocess
@@ -270,6 +271,23 @@ def test_board_target_without_tracker_uses_the_local_one(monkeypatch, caplog):
         tune(TuneArgs(model="xs", target="host", parallel=2))
     with pytest.raises(ValueError, match="--build-workers must be >= 1, got 0"):
         tune(TuneArgs(model="xs", target="host", build_workers=0))
+
+
+@pytest.mark.unit
+def test_host_candidates_run_with_every_core_of_the_target(monkeypatch):
+    """TVM's default pool on x86 is half the logical CPUs (1 on a 2-vCPU VM): the local runner's
+    workers must time candidates with the target's num-cores, and the records say so."""
+    from compile.targets import machine_model
+    from compile.tuning.tune import make_runner
+
+    monkeypatch.setenv("TVM_NUM_THREADS", "1")  # restored after the test
+    runner = make_runner(None, 60, threads=2)  # TVM caps the pool at the logical CPUs
+    future = runner.pool.submit(lambda: __import__("tvm").get_global_func("runtime.NumThreads")())
+    assert future.result(timeout=60) == min(2, os.cpu_count())
+    target = get_target("host").tvm_target()
+    cores = int(target.attrs["num-cores"])
+    assert str(target.attrs["model"]) == machine_model()
+    assert machine_model().endswith(f"-{cores}c-{cores}t")
 
 
 @pytest.mark.rpc

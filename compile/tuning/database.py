@@ -123,7 +123,7 @@ def record_json(record) -> list:
 
 def target_machine(target) -> str:
     """The machine a target (a ``tvm.target.Target`` or its JSON dict) names, ``<LLVM
-    mcpu>/<model>`` (``znver3/amd-epyc-2c``, ``cortex-a72/rk3399``); a tuning record's target
+    mcpu>/<model>`` (``znver4/amd-epyc-2c-2t``, ``cortex-a72/rk3399``); a tuning record's target
     says where it was measured."""
     attrs = target if isinstance(target, dict) else target.attrs
     return f"{attrs.get('mcpu', '')}/{attrs.get('model', '')}"

@@ -223,9 +223,9 @@ SGEMM_N = 2048
 
 def compute_bound(threads: int) -> tuple[float, str, float]:
     """This machine's fp32 FMA peak on ``threads`` threads in GMAC/s, as measured
-    (:mod:`compile.bench.peak`, at whatever clock the cores boost to), how, and the rate of the
-    best of 8 OpenBLAS sgemm runs (``SGEMM_N`` squared, numpy, ``threads`` BLAS threads) beside it. Each in
-    a process of its own. The sgemm is no ceiling: tuned conv kernels run above it."""
+    (:mod:`compile.bench.peak`, at whatever clock the cores boost to), how, and beside it the
+    rate of the best of 8 OpenBLAS sgemm runs (``SGEMM_N`` squared, ``threads`` BLAS threads).
+    Each in a process of its own. The sgemm is no ceiling: tuned conv kernels run above it."""
     peak, how = _measure(["-m", "compile.bench.peak", str(threads)], threads)
     (sgemm,) = _measure(["-c", _SGEMM, str(SGEMM_N)], threads)
     return peak, how, sgemm

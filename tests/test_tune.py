@@ -280,10 +280,11 @@ def test_host_candidates_run_with_every_core_of_the_target(monkeypatch):
     from compile.targets import machine_model
     from compile.tuning.tune import make_runner
 
-    monkeypatch.setenv("TVM_NUM_THREADS", "1")  # restored after the test
+    monkeypatch.setenv("TVM_NUM_THREADS", "1")  # what the worker would inherit
     runner = make_runner(None, 60, threads=2)  # TVM caps the pool at the logical CPUs
     future = runner.pool.submit(lambda: __import__("tvm").get_global_func("runtime.NumThreads")())
     assert future.result(timeout=60) == min(2, os.cpu_count())
+    assert os.environ["TVM_NUM_THREADS"] == "1"  # this process's own pool is left alone
     target = get_target("host").tvm_target()
     cores = int(target.attrs["num-cores"])
     assert str(target.attrs["model"]) == machine_model()

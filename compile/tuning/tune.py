@@ -81,9 +81,13 @@ def make_runner(tracker: Tracker | None, timeout: float, parallel: int = 1, thre
     evaluator = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50,
                                           enable_cpu_cache_flush=False)
     if tracker is None:
-        if threads:  # read by the runner's worker processes, which inherit this environment
-            os.environ["TVM_NUM_THREADS"] = str(threads)
-        return ms.runner.LocalRunner(timeout_sec=timeout, evaluator_config=evaluator)
+        initializer = None
+        if threads:
+            def initializer(n: str = str(threads)) -> None:  # in each worker, before its pool exists
+                os.environ["TVM_NUM_THREADS"] = n
+
+        return ms.runner.LocalRunner(timeout_sec=timeout, evaluator_config=evaluator,
+                                     initializer=initializer)
     from .measure import BoardRunner
 
     config = ms.runner.RPCConfig(tracker_host=tracker.host, tracker_port=tracker.port,

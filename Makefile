@@ -1,5 +1,6 @@
 # LitePose edge kit: every target is one CLI call. Variables: MODEL, TARGET, DATASET, OUT,
-# CHECKPOINT, TRACKER, KEY, TRIALS, MINUTES, CARRY_OVER=1, PARALLEL (tune), THREADS and ENGINES (bench),
+# CHECKPOINT, TRACKER, KEY, TRIALS, MINUTES, CARRY_OVER=1, PARALLEL, TASKS (tune), THREADS (bench,
+# profile) and ENGINES (bench),
 # BOARDS (board), ARCH and TVM_SOURCE (opencl-runtime); for eval: IMAGES, ANNOTATIONS, FLIP=1,
 # REFERENCE=1, MAX_IMAGES.
 # 'make demo' and 'make test' set the environment up when it is missing.
@@ -12,6 +13,7 @@ PYTEST_ARGS ?=
 TRIALS  ?= 64
 MINUTES ?=
 CARRY_OVER ?=
+TASKS   ?=
 THREADS ?= 1 2
 ENGINES ?=
 TRACKER ?=
@@ -28,7 +30,7 @@ REPEAT  ?=
 ARCH    ?= all
 TVM_SOURCE ?=
 
-.PHONY: setup demo test test-fast lint info compile tune bench bench-post board board-stop board-status deploy eval opencl-runtime
+.PHONY: setup demo test test-fast lint info compile tune bench bench-post profile board board-stop board-status deploy eval opencl-runtime
 
 setup:  ## Debian packages + .venv with the pinned host, device and dev dependencies
 	bash scripts/setup.sh
@@ -58,10 +60,13 @@ bench-post:  ## grouping kernels vs the slow reference; run.py vs inference alon
 	$(PY) -m compile bench-post --artifact $(OUT)
 
 tune:   ## MetaSchedule tuning; TRACKER=host:port KEY=... for boards (else TVM_TRACKER_* or local host)
-	$(PY) -m compile tune --model $(MODEL) --target $(TARGET) --trials $(TRIALS) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(CARRY_OVER),--carry-over) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY)) $(if $(PARALLEL),--parallel $(PARALLEL))
+	$(PY) -m compile tune --model $(MODEL) --target $(TARGET) --trials $(TRIALS) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(CARRY_OVER),--carry-over) $(if $(TASKS),--tasks $(TASKS)) $(if $(TRACKER),--tracker $(TRACKER)) $(if $(KEY),--key $(KEY)) $(if $(PARALLEL),--parallel $(PARALLEL))
 
 bench:  ## TVM tuned / untuned vs ONNX Runtime, OpenVINO, ncnn, PyTorch here, at each of THREADS
 	$(PY) -m compile bench --model $(MODEL) --threads $(THREADS) $(if $(ENGINES),--engines $(ENGINES))
+
+profile:  ## each kernel of OUT (a host build) in its network vs the FMA peak and its tuning, at THREADS
+	$(PY) -m compile profile --artifact $(OUT) --threads $(THREADS)
 
 opencl-runtime: $(PY)  ## TVM's OpenCL runtime from TVM_SOURCE=DIR (or a clone): ARCH=x86_64|aarch64|all
 	$(PY) -m compile opencl-runtime --arch $(ARCH) $(if $(TVM_SOURCE),--tvm-source $(TVM_SOURCE))

@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "deploy": ("compile.cli.deploy", "upload an artifact to a board over RPC, verify and time it"),
     "board": ("compile.cli.board", "build / start / stop / query the virtual aarch64 board"),
     "bench": ("compile.cli.bench", "TVM vs ONNX Runtime, OpenVINO, ncnn, PyTorch on this machine"),
+    "profile": ("compile.cli.profile", "each kernel of an artifact in its network: FMA peak, tuning"),
     "bench-post": ("compile.cli.bench_post", "the runtime's post-processing against the network alone"),
     "eval": ("compile.cli.eval", "accuracy of an artifact on a COCO / CrowdPose keypoint set"),
     "synthetic": ("compile.cli.synthetic", "write a small synthetic keypoint set to try eval on"),

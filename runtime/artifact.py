@@ -118,7 +118,6 @@ class Artifact:
 
     def __init__(self, folder: str | Path):
         import tvm
-        from tvm.runtime.vm import VirtualMachine
 
         self.folder = Path(folder)
         self.meta = meta = ArtifactMeta.read(self.folder)
@@ -135,7 +134,7 @@ class Artifact:
         self._tvm = tvm
         try:
             self._module = tvm.runtime.load_module(str(library))
-            self.vm = VirtualMachine(self._module, self.device)
+            self.vm = self.new_vm()
         except Exception as err:  # TVM raises its own error types
             raise ValueError(f"cannot load {library} on this machine ({meta.target.device}, built "
                              f"for {meta.target.name}): {err}") from err
@@ -177,19 +176,28 @@ class Artifact:
             raise ValueError(f"{spec.function} takes {spec.inputs} network outputs, got {len(passes)}")
         vm = getattr(self._local, "vm", None)
         if vm is None:
-            from tvm.runtime.vm import VirtualMachine
-
-            vm = self._local.vm = VirtualMachine(self._module, self.device)
+            vm = self._local.vm = self.new_vm()
         heat, tags = (self._host(t) for t in vm[spec.function](*passes))
         self._check((heat.shape, tags.shape), (spec.heatmaps, spec.tags))
         raw = (self._host(passes[0]), self._host(passes[1])) if keep_raw else None
         return Maps(heat, tags, raw)
 
-    def _network(self, image: np.ndarray):
+    def new_vm(self):
+        """Another VM over the loaded library (a VM is not thread-safe; each has its own
+        instrument hook)."""
+        from tvm.runtime.vm import VirtualMachine
+
+        return VirtualMachine(self._module, self.device)
+
+    def device_tensor(self, image: np.ndarray):
+        """``image`` checked against the artifact's input shape, as a tensor on its device."""
         expected = self.meta.input.shape
         if image.shape != expected:
             raise ValueError(f"input shape {image.shape} does not match the artifact's {expected}")
-        return self.vm[self.meta.network](self._tvm.runtime.tensor(image, self.device))
+        return self._tvm.runtime.tensor(image, self.device)
+
+    def _network(self, image: np.ndarray):
+        return self.vm[self.meta.network](self.device_tensor(image))
 
     def _host(self, tensor) -> np.ndarray:
         """A VM output as numpy: on the CPU the same memory (DLPack; the array keeps the VM's

@@ -24,6 +24,7 @@ import threading
 from contextlib import contextmanager
 
 from runtime import __version__
+from runtime.argtypes import non_negative_float, positive_float, positive_int, unit_float
 from runtime.artifact import CORE_MODES
 from runtime.postprocess import DecodeConfig
 from runtime.smoothing import OneEuroConfig
@@ -64,27 +65,6 @@ def signals_deferred():
             signal.signal(s, handler)
     if held:
         raise Terminated() if held[0] == signal.SIGTERM else KeyboardInterrupt()
-
-
-def _checked(convert, ok, what: str):
-    """An argparse ``type=``: ``convert`` the text, then require ``ok(value)``; the error names
-    the value and what was expected."""
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-        return value
-    parse.__name__ = what  # argparse names the type by it in its messages
-    return parse
-
-
-positive_int = _checked(int, lambda v: v >= 1, "an integer >= 1")
-unit_float = _checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
-positive_float = _checked(float, lambda v: v > 0, "a number > 0")
-non_negative_float = _checked(float, lambda v: v >= 0, "a number >= 0")
 
 
 def _tracking_args(p: argparse.ArgumentParser) -> None:

@@ -51,3 +51,43 @@ def test_a_conv_far_below_its_peers_rate_keeps_a_gain_as_its_batches_grow():
 def test_a_task_without_a_result_is_never_preferred():
     gains = forward_gains([[], [math.inf], [1e-3]], [1e6, 1e6, 1e6], [True, True, True])
     assert gains[:2] == [-math.inf, -math.inf] and gains[2] == pytest.approx(1e-3)
+
+
+def _fake_tasks(running: set[int], n: int = 3) -> list:
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(runner_futures=[object()] if i in running else None, is_terminated=False,
+                            flop=1e6, task_weight=1.0, ctx=SimpleNamespace(task_name=f"fused_conv2d{i}"))
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_measured_here_a_batch_runs_alone(monkeypatch, exclusive):
+    """On this machine (``exclusive``) the batch in flight is joined before the next task is
+    picked, so no search or candidate build runs beside a measurement; on boards it runs on."""
+    from types import SimpleNamespace
+
+    from compile.tuning import scheduler
+
+    monkeypatch.setattr(scheduler, "_ffi_api", SimpleNamespace(TaskSchedulerTouchTask=lambda *a: None))
+    # every task measured before (no warm-up); task 2 is the slowest, so it has the most to gain
+    sched = scheduler.EagerGradientScheduler({0: (1e-3, 32), 1: (1e-3, 32), 2: (2e-3, 32)},
+                                             exclusive=exclusive, only={1, 2})
+    joined = []
+    sched._join = joined.append
+    sched._outer_tasks = lambda: _fake_tasks(set())
+    assert sched.next_task_id() == 2  # the warm-up ends with nothing in flight
+    sched._outer_tasks = lambda: _fake_tasks({0})  # task 0's batch is in flight
+    assert sched.next_task_id() == 2 and joined == ([0] if exclusive else [])
+
+
+def test_only_the_tasks_named_are_picked(monkeypatch):
+    from types import SimpleNamespace
+
+    from compile.tuning import scheduler
+
+    monkeypatch.setattr(scheduler, "_ffi_api", SimpleNamespace(TaskSchedulerTouchTask=lambda *a: None))
+    sched = scheduler.EagerGradientScheduler({1: (1e-3, 32)}, only={1})  # 0 and 2 never measured
+    sched._outer_tasks = lambda: _fake_tasks(set())
+    sched._join = lambda i: None
+    assert [sched.next_task_id() for _ in range(3)] == [1, 1, 1]  # no warm-up batch for 0 or 2

@@ -402,3 +402,15 @@ def test_a_new_machine_measures_the_others_best_schedules_first(tuned_logs, tmp_
         fake = min(mean_seconds(r) for r in reopened.elsewhere if r.workload.same_as(workload))
         assert mean_seconds(reopened.get_top_k(workload, 1)[0]) > 100 * fake
     assert remeasure(tasks, db, builder, runner, target, top_k=2, show=False) == {}
+
+
+@pytest.mark.compile
+def test_tasks_named_are_the_only_ones_searched(tuned_logs, tmp_path):
+    logs = tmp_path / "logs"
+    shutil.copytree(tuned_logs / "host" / "xs-64x64", logs / "host" / "xs-64x64")
+    with pytest.raises(ValueError, match=r"--tasks 'conv2d99_' matches no task.*fused_conv2d4_"):
+        tune(tiny(tmp_path, tuning_logs=logs, tasks=("conv2d4_", "conv2d99_")))
+    result = tune(tiny(tmp_path, tuning_logs=logs, trials=4, tasks=("conv2d4_",)))
+    searched = {t.name: t.trials for t in result.tasks if t.trials}
+    assert list(searched) == ["fused_conv2d4_add3_maximum2_minimum21"] and sum(searched.values()) >= 4
+    assert result.records_after - result.records_before == sum(searched.values())

@@ -24,17 +24,13 @@ from compile import REPO_ROOT
 from compile.eval.synthetic import crowded_maps, make_maps
 from kernels import group
 from runtime.meta import ArtifactMeta
+from runtime.profile import median_seconds
 
 from . import reference_parser as ref
 
 
 def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    return median_seconds(fn, repeats) * 1e3
 
 
 def _row(label: str, hm, tg, repeats: int) -> str:

@@ -59,6 +59,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--functions", default="all", choices=["all", "network", "merge"],
                         help="which functions' tasks to tune: the network (main), the merge of "
                         "its heads (compile/frontend/merge.py), or both (default)")
+    parser.add_argument("--tasks", nargs="+", default=(), metavar="NAME",
+                        help="search only the tasks whose names contain one of these (e.g. "
+                        "conv2d4_ conv2d20_: the kernels 'python -m compile profile' shows "
+                        "losing most against the FMA peak); the others keep their records and "
+                        "still count in the estimate")
     parser.add_argument("--carry-over", action="store_true",
                         help="the database was tuned on an older graph: keep its records (those "
                         "of kernels both graphs share apply again, the rest stay in the files "
@@ -82,7 +87,8 @@ def main(argv: list[str]) -> int:
                      trials_per_batch=args.trials_per_batch, first_pass=args.first_pass,
                      parallel=args.parallel,
                      build_workers=args.build_workers, remeasure=args.remeasure,
-                     functions=args.functions, carry_over=args.carry_over,
+                     functions=args.functions, tasks=tuple(args.tasks),
+                     carry_over=args.carry_over,
                      tuning_logs=args.tuning_logs or TUNING_LOGS,
                      progress=not args.quiet)
     if args.replot:

@@ -181,8 +181,8 @@ def summary_table(result, throughput: bool = True) -> str:
                     f"({100 * at / last:.0f} % of the run)")
     if throughput:
         rows.append(f"throughput {result.per_minute:.1f} candidates/min over "
-                    f"{result.measure_seconds:.0f} s (candidate builds here and runs on the "
-                    "boards, overlapped)")
+                    f"{result.measure_seconds:.0f} s " + ("(candidate builds here and runs on the "
+                    "boards, overlapped)" if boards else "(builds and runs here, in turn)"))
     if boards:
         failed_on = sum((t.board_failed for t in result.tasks), Counter())
         rows.append("boards     " + ", ".join(f"{b}: {result.boards[b]} trials ({failed_on[b]} failed)"

@@ -74,10 +74,16 @@ class EagerGradientScheduler(PyTaskScheduler):
 
     def __init__(self, measured: dict[int, tuple[float, int]] | None = None, batch: int = 32,
                  alpha: float = 0.2, window_size: int = 3, beta: float = 2.0, seed: int = 0,
-                 deadline: float | None = None):
+                 deadline: float | None = None, only: set[int] | None = None,
+                 exclusive: bool = False):
         """``measured``: task id -> (best seconds, trials) of the database's records of this
-        machine; ``batch``: trials per batch, to count those trials as batches."""
+        machine; ``batch``: trials per batch, to count those trials as batches; ``only``: the
+        task ids it may pick (``None``: every task); the others keep their records and count
+        in the estimate; ``exclusive``: a batch is measured on this machine, on all its cores:
+        nothing else runs meanwhile (the next batch's search and builds wait for it)."""
         super().__init__()
+        self.only = only
+        self.exclusive = exclusive
         self.deadline = deadline  # the monotonic() time after which no batch starts
         self.out_of_time = False
         # task id -> best seconds after each batch (math.inf: nothing ran yet); seeded from the
@@ -93,6 +99,9 @@ class EagerGradientScheduler(PyTaskScheduler):
 
     def _join(self, task_id: int) -> None:
         _ffi_api.TaskSchedulerJoinRunningTask(self._outer(), task_id)
+
+    def _may_pick(self, task_id: int) -> bool:
+        return self.only is None or task_id in self.only
 
     def record(self, task_id: int, best_s: float) -> None:
         """The task's best seconds after a batch (``math.inf`` when none of it ran)."""
@@ -115,6 +124,10 @@ class EagerGradientScheduler(PyTaskScheduler):
         tasks = self._outer_tasks()
         for i in range(len(tasks)):
             _ffi_api.TaskSchedulerTouchTask(self._outer(), i)  # joins a batch once it is done
+        if self.exclusive:  # measured here: no search or build beside the runs
+            for i, task in enumerate(tasks):
+                if task.runner_futures is not None:
+                    self._join(i)
         if self.deadline is not None and monotonic() >= self.deadline:
             self.out_of_time = True
             for i, task in enumerate(tasks):
@@ -127,14 +140,14 @@ class EagerGradientScheduler(PyTaskScheduler):
         while self.warmup < len(tasks):  # one batch for every task not measured before
             task_id = self._warmup_order[self.warmup]
             self.warmup += 1
-            if task_id not in self._best:
+            if task_id not in self._best and self._may_pick(task_id):
                 return task_id
         if self.warmup == len(tasks):
             for i, task in enumerate(tasks):
                 if task.runner_futures is not None:
                     self._join(i)
             self.warmup += 1
-        alive = [i for i, t in enumerate(tasks) if not t.is_terminated]
+        alive = [i for i, t in enumerate(tasks) if not t.is_terminated and self._may_pick(i)]
         if not alive:
             return -1
         grads = self._gradients(tasks, alive)

@@ -44,6 +44,7 @@ class TuneArgs:
     build_workers: int | None = None  # candidate builds at once; default: this machine's cores
     remeasure: int = 8  # other machines' best schedules measured here first, per new task
     functions: str = "all"  # "network" (main), "merge" (compile/frontend/merge.py) or "all"
+    tasks: tuple[str, ...] = ()  # search only the tasks whose names contain one of these
     carry_over: bool = False  # claim a database of an older graph (database.carry_over)
     tuning_logs: Path = TUNING_LOGS
     work_dir: Path | None = None  # logs and plot; default build/tune-<target>-<model>-<HxW>
@@ -206,6 +207,22 @@ def _extract_tasks(args: TuneArgs, spec, dataset, size, target, work_dir: Path) 
     return tunable(ms.relax_integration.extract_tasks(mod, target))
 
 
+def pick_tasks(tasks, names: tuple[str, ...]) -> set[int] | None:
+    """Indices of the tasks whose names contain one of ``names`` (``None``: no choice, all);
+    ``ValueError`` naming a name that matches no task, with the task names to choose from."""
+    if not names:
+        return None
+    task_names = [str(t.task_name) for t in tasks]
+    picked = set()
+    for name in names:
+        found = {i for i, task_name in enumerate(task_names) if name in task_name}
+        if not found:
+            raise ValueError(f"--tasks {name!r} matches no task of this model; its tasks: "
+                             f"{', '.join(task_names)}")
+        picked |= found
+    return picked
+
+
 def _measured(tasks, database) -> dict[int, tuple[float, int]]:
     """Task index -> (best seconds, valid records) of the tasks the database has measured."""
     measured = {}
@@ -266,6 +283,11 @@ def tune(args: TuneArgs) -> TuneResult:
     deadline = None if args.minutes is None else time.monotonic() + 60 * args.minutes
     target = preset.tvm_target()
     machine = target_machine(target)  # loads this machine's records only; refuses another graph
+    tasks = _extract_tasks(args, spec, dataset, size, target, work_dir)
+    only = pick_tasks(tasks, args.tasks)  # checked before the database's minutes of loading
+    # a search of a few named tasks is no convergence curve of the database: its curve stays in
+    # the work folder and the database keeps the curve of its last whole search
+    curves = db_dir if only is None else work_dir
     database = TuningDatabase(db_dir, writable=True, graph=GRAPH_VERSION, machine=machine,
                               carry_over=args.carry_over)
     if database.elsewhere:
@@ -274,11 +296,11 @@ def tune(args: TuneArgs) -> TuneResult:
     report = database.report
     result = TuneResult(db_dir, [], records_before=report.records + len(database.elsewhere),
                         skipped_lines=list(report.skipped))
-    tasks = _extract_tasks(args, spec, dataset, size, target, work_dir)
     runner = make_runner(tracker, args.timeout, parallel, int(target.attrs.get("num-cores", 0)))
     builder = make_builder(preset, args.builder_timeout, tracker is not None, args.build_workers)
     if args.remeasure:
-        result.remeasured = sum(remeasure(tasks, database, builder, runner, target, args.remeasure,
+        chosen = tasks if only is None else [tasks[i] for i in sorted(only)]
+        result.remeasured = sum(remeasure(chosen, database, builder, runner, target, args.remeasure,
                                           args.progress).values())
     space = mali_space(target) if preset.is_gpu else "post-order-apply"
     cost_model = ms.cost_model.XGBModel(tree_method="auto")  # shared by both passes
@@ -289,7 +311,7 @@ def tune(args: TuneArgs) -> TuneResult:
     # estimate says the time is, in full batches
     for stage in ("first pass", "search"):
         measured = _measured(tasks, database)
-        new = len(tasks) - len(measured)
+        new = len(set(only if only is not None else range(len(tasks))) - set(measured))
         if stage == "first pass":
             if not first or not new or first == args.trials_per_batch:
                 continue
@@ -303,11 +325,12 @@ def tune(args: TuneArgs) -> TuneResult:
                 result.out_of_time = True
                 break
         logger.info("%s: %d trials (%d tasks unmeasured)", stage, budget, new)
-        scheduler = EagerGradientScheduler(measured, args.trials_per_batch, deadline=deadline)
+        scheduler = EagerGradientScheduler(measured, args.trials_per_batch, deadline=deadline,
+                                           only=only, exclusive=tracker is None)
         if callback is None:
             callback = ProgressCallback(result, database, args.trials, args.progress, scheduler.record,
                                         getattr(runner, "take_boards", None),
-                                        curve=db_dir / "tuning-curve.json")
+                                        curve=curves / "tuning-curve.json")
         callback.on_batch = scheduler.record
         _drop_unnamed_handlers(logging.getLogger("tvm.s_tir.meta_schedule"))
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
@@ -325,8 +348,7 @@ def tune(args: TuneArgs) -> TuneResult:
     if callback is not None:
         callback.close()
     result.records_after = len(TuningDatabase(db_dir, writable=False).get_all_tuning_records())
-    # the curve lives next to the database it describes (committed with it)
-    result.plot = plot_history(result, db_dir / "tuning-curve.png", f"{spec.name} {size[0]}x{size[1]} "
+    result.plot = plot_history(result, curves / "tuning-curve.png", f"{spec.name} {size[0]}x{size[1]} "
                                f"on {preset.name}")
     result.seconds = time.perf_counter() - start
     return result

@@ -35,6 +35,7 @@ from runtime import __version__
 logger = logging.getLogger("runtime.profile")
 BUILTIN = "vm.builtin."  # the VM's own calls (allocations, tuples): one row together
 PREPACKED = "_prepacked"  # the suffix of kernels whose weights were laid out at build time
+BUILTINS_ROW = "(VM builtins: allocations, tuples)"  # the row that sums the VM's own calls
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def profile_network(artifact, runs: int = 20, warmup: int = 3, threads: int = 0)
                for name in spent if not name.startswith(BUILTIN)]
     builtins = [name for name in spent if name.startswith(BUILTIN)]
     if builtins:
-        kernels.append(KernelTime("(VM builtins: allocations, tuples)",
+        kernels.append(KernelTime(BUILTINS_ROW,
                                   sum(calls[n] for n in builtins) // runs,
                                   sum(spent[n] for n in builtins) / runs))
     kernels.sort(key=lambda k: -k.seconds)

@@ -62,8 +62,8 @@ def runtime_profile(artifact: Path, threads: int, runs: int) -> dict:
                "--threads", str(threads), "--runs", str(runs), "--json", str(out)]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
-            raise ValueError(f"runtime/profile.py failed on {artifact}: "
-                             f"{(res.stderr or res.stdout).strip().splitlines()[-1:]}")
+            last = ((res.stderr or res.stdout).strip().splitlines() or ["no output"])[-1]
+            raise ValueError(f"runtime/profile.py failed on {artifact}: {last}")
         return json.loads(out.read_text())
 
 
@@ -101,8 +101,8 @@ def kernel_rows(profile: dict, facts: dict[str, TaskFacts]) -> list[KernelRow]:
     rows = []
     for k in profile["kernels"]:
         fact = facts.get(KernelTime(**k).task)
-        rows.append(KernelRow(k["name"], k["calls"], k["seconds"], fact.flop or None if fact else None,
-                              fact.alone if fact else None))
+        rows.append(KernelRow(k["name"], k["calls"], k["seconds"],
+                              (fact.flop or None) if fact else None, fact.alone if fact else None))
     return rows
 
 
@@ -110,8 +110,10 @@ def report(rows: list[KernelRow], profile: dict, peak: float, how: str, top: int
            tuned_threads: int) -> str:
     """The kernels that lose most against the peak (``peak``: GMAC/s), then the totals; the
     times alone (measured on ``tuned_threads`` threads) only beside a profile on as many."""
+    from runtime.profile import BUILTINS_ROW
+
     flops = 2e9 * peak
-    builtin = [r for r in rows if r.name.startswith("(VM builtins")]
+    builtin = [r for r in rows if r.name == BUILTINS_ROW]
     if profile["threads"] != tuned_threads:
         rows = [dataclasses.replace(r, alone=None) for r in rows]
     rows = sorted((r for r in rows if r not in builtin), key=lambda r: -r.lost(flops))

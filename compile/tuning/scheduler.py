@@ -6,7 +6,10 @@ loses everything it measured. This one touches every task before each pick, so e
 batch is joined, passed to the measure callbacks (the database appends it at once) and never
 lost. The warm-up (one batch per task) goes heaviest first (FLOPs x calls per frame): a run
 stopped during it has measured the tasks that weigh most. With a ``deadline`` it starts no batch
-after it: the batches in flight are joined and the run ends as if its trials were spent.
+after it: the batches in flight are joined and the run ends as if its trials were spent. When
+the candidates run on this machine (``exclusive``) the batch in flight is joined before the next
+pick, so no search or candidate build shares the cores with a measurement; ``only`` restricts
+the picks to named tasks (``tune --tasks``).
 
 The allocation is Ansor's (Zheng et al., OSDI 2020, section 6), per call of the task and times
 its calls per frame: ``alpha * backward-window gradient + (1 - alpha) * forward``, where the

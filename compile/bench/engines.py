@@ -221,9 +221,9 @@ def _measure(argv: list[str], threads: int) -> list:
 SGEMM_N = 2048
 
 
-def fma_peak(threads: int) -> tuple[float, str]:
+def measured_fma_peak(threads: int) -> tuple[float, str]:
     """This machine's fp32 FMA peak on ``threads`` threads in GMAC/s and how it was measured
-    (:mod:`compile.bench.peak`, in a process of its own)."""
+    (:func:`compile.bench.peak.fma_peak`, in a process of its own)."""
     peak, how = _measure(["-m", "compile.bench.peak", str(threads)], threads)
     return peak, how
 
@@ -233,7 +233,7 @@ def compute_bound(threads: int) -> tuple[float, str, float]:
     (:mod:`compile.bench.peak`, at whatever clock the cores boost to), how, and beside it the
     rate of the best of 8 OpenBLAS sgemm runs (``SGEMM_N`` squared, ``threads`` BLAS threads).
     Each in a process of its own. The sgemm is no ceiling: tuned conv kernels run above it."""
-    peak, how = fma_peak(threads)
+    peak, how = measured_fma_peak(threads)
     (sgemm,) = _measure(["-c", _SGEMM, str(SGEMM_N)], threads)
     return peak, how, sgemm
 

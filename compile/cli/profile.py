@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--top", type=positive_int, default=25, help="kernels shown")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    from compile.bench.engines import fma_peak
+    from compile.bench.engines import measured_fma_peak
     from compile.bench.profile import kernel_rows, report, runtime_profile, task_facts
     from runtime.meta import ArtifactMeta
 
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
         print(meta.describe())
         tuned_threads = int(json.loads(meta.target.tvm).get("num-cores", 0))  # tune's runner
         for threads, profile in profiles.items():
-            peak, how = fma_peak(threads)
+            peak, how = measured_fma_peak(threads)
             print(report(kernel_rows(profile, facts), profile, peak, how, args.top, tuned_threads))
     except ValueError as err:  # MetadataError included
         return fail(str(err))

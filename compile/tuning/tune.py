@@ -311,7 +311,7 @@ def tune(args: TuneArgs) -> TuneResult:
     # estimate says the time is, in full batches
     for stage in ("first pass", "search"):
         measured = _measured(tasks, database)
-        new = len(set(only if only is not None else range(len(tasks))) - set(measured))
+        new = sum(i not in measured for i in (range(len(tasks)) if only is None else only))
         if stage == "first pass":
             if not first or not new or first == args.trials_per_batch:
                 continue
